@@ -1,0 +1,56 @@
+"""Paths, default URIs and process-wide settings in one place."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Nothing in this project may reach the internet: switch telemetry off before
+# mlflow or bentoml are imported anywhere in the process.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The repository root when running from a checkout (src/riskml -> root).
+PROJECT_ROOT = Path(os.environ.get("RISKML_HOME", PACKAGE_DIR.parent.parent)).resolve()
+
+DATA_DIR = PROJECT_ROOT / "data"
+REFERENCE_LINES = DATA_DIR / "reference" / "lines.csv"
+REFERENCE_COUNTIES = DATA_DIR / "reference" / "counties.csv"
+POLICY_RULES = DATA_DIR / "policy" / "rules.yaml"
+SAMPLE_PANEL = DATA_DIR / "sample" / "panel.parquet"
+
+# Everything a run writes (tracking store, artifacts, ledger, generated data).
+STATE_DIR = Path(os.environ.get("RISKML_STATE_DIR", PROJECT_ROOT / ".riskml")).resolve()
+
+REGISTERED_MODEL_NAME = "household-risk"
+EXPERIMENT_NAME = "household-risk"
+
+
+def tracking_uri() -> str:
+    """The MLflow tracking URI: $MLFLOW_TRACKING_URI or SQLite under the state folder.
+
+    Always passed explicitly: MLflow's silent default is a mlflow.db in the
+    current directory, which a server started elsewhere would not see.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{STATE_DIR / 'mlflow.db'}"
+
+
+def artifact_root() -> str:
+    """Where new experiments keep their artifacts (local folder by default)."""
+    root = os.environ.get("RISKML_ARTIFACT_ROOT") or str(STATE_DIR / "mlartifacts")
+    return root
+
+
+def ledger_url() -> str:
+    """The decision ledger's SQLAlchemy URL: $RISKML_LEDGER_URL or SQLite under the state folder."""
+    url = os.environ.get("RISKML_LEDGER_URL")
+    if url:
+        return url
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{STATE_DIR / 'ledger.db'}"
