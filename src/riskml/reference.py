@@ -44,12 +44,12 @@ class ReferenceLines:
         t = table.copy()
         t["province_code"] = t["province_code"].astype(str).str.zfill(2)
         t["year"] = t["year"].astype(int)
-        bad_line = sorted(set(t["line"]) - set(LINE_KINDS))
+        bad_line = sorted(set(t["line"]) - set(LINE_KINDS), key=str)
         if bad_line:
             raise ValueError(
                 f"reference table {source}: unknown line kind(s) {bad_line}; use {LINE_KINDS}"
             )
-        bad_basis = sorted(set(t["basis"]) - {"published", "estimate"})
+        bad_basis = sorted(set(t["basis"]) - {"published", "estimate"}, key=str)
         if bad_basis:
             raise ValueError(
                 f"reference table {source}: basis must be 'published' or 'estimate', got {bad_basis}"
@@ -87,7 +87,7 @@ class ReferenceLines:
         return sorted(self.table["year"].unique().tolist())
 
     def lookup(self, province_code: str, year: int) -> Lines:
-        key = (str(province_code), int(year))
+        key = (str(province_code).zfill(2), int(year))
         if key not in self._wide.index or self._wide.loc[key].isna().any():
             raise MissingReferenceError(self._missing_message([key]))
         row = self._wide.loc[key]
@@ -99,13 +99,19 @@ class ReferenceLines:
         Raises MissingReferenceError naming every missing (province, year).
         """
         keys = pd.MultiIndex.from_arrays(
-            [np.asarray(province_codes, dtype=object), np.asarray(years, dtype=np.int64)],
+            [
+                pd.Series(np.asarray(province_codes, dtype=object))
+                .astype(str)
+                .str.zfill(2)
+                .to_numpy(dtype=object),
+                np.asarray(years, dtype=np.int64),
+            ],
             names=["province_code", "year"],
         )
         got = self._wide.reindex(keys)
         missing_mask = got.isna().any(axis=1).to_numpy()
         if missing_mask.any():
-            missing = sorted(set(keys[missing_mask].tolist()))
+            missing = sorted(set(keys[missing_mask].tolist()), key=str)
             raise MissingReferenceError(self._missing_message(missing))
         return pd.DataFrame(
             {
@@ -121,12 +127,12 @@ class ReferenceLines:
             for p, y in keys[:10]
         )
         more = f" and {len(keys) - 10} more" if len(keys) > 10 else ""
-        return (
-            f"no monitoring/dibao line in {self.source} for {shown}{more}; "
+        covers = (
             f"the table covers years {self.years[0]}–{self.years[-1]}"
             if self.years
-            else "; the table is empty"
+            else "the table is empty"
         )
+        return f"no monitoring/dibao line in {self.source} for {shown}{more}; {covers}"
 
 
 _DEFAULT: ReferenceLines | None = None

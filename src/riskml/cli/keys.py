@@ -1,0 +1,81 @@
+"""API key commands: ``riskml keys add`` and ``riskml keys list``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from riskml.cli.app import app
+
+keys_app = typer.Typer(
+    help="API keys with roles (scorer, caseworker, admin) and caseworker scopes.",
+    no_args_is_help=True,
+)
+
+_FILE_HELP = "keys file (default: $RISKML_API_KEYS_FILE, else api_keys.yaml in the state folder)"
+
+
+@keys_app.command("add")
+def add(
+    key_id: str = typer.Option(
+        ..., "--id", help="a name for the key, shown in logs and the ledger"
+    ),
+    role: str = typer.Option(..., "--role", help="scorer, caseworker or admin"),
+    county: list[str] = typer.Option(
+        [], "--county", help="6-digit county code a caseworker may read (repeatable)"
+    ),
+    village: list[str] = typer.Option(
+        [], "--village", help="12-digit village code a caseworker may read (repeatable)"
+    ),
+    file: Path | None = typer.Option(None, "--file", help=_FILE_HELP),
+) -> None:
+    """Create a key: its hash goes to the keys file, the token is printed once."""
+    from riskml.access import KeyConfigError, add_key, default_keys_file
+
+    target = file or default_keys_file()
+    try:
+        token = add_key(target, key_id, role, counties=county, villages=village)
+    except KeyConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"added key {key_id!r} ({role}) to {target}; the token below is shown only once:",
+        err=True,
+    )
+    typer.echo(token)
+
+
+@keys_app.command("list")
+def list_keys(
+    file: Path | None = typer.Option(None, "--file", help=_FILE_HELP),
+) -> None:
+    """List keys (id, role, scope, source); hashes are shortened, tokens are never stored."""
+    from riskml.access import KeyConfigError, KeyStore
+
+    try:
+        store = KeyStore.load(file)
+    except KeyConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if not len(store):
+        typer.echo("no API keys configured", err=True)
+        return
+    rows = [
+        (
+            e.id,
+            e.role,
+            ",".join(e.counties) or "-",
+            ",".join(e.villages) or "-",
+            e.hash[:15] + "…",
+            e.source,
+        )
+        for e in store.entries
+    ]
+    header = ("id", "role", "counties", "villages", "hash", "source")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        typer.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+app.add_typer(keys_app, name="keys")
