@@ -378,7 +378,7 @@ def add_key(
     items.append(item)
     header = (
         "# riskml API keys: id, sha256 hash of the token (never the token), role, scope.\n"
-        "# Add keys with `riskml keys add`; remove a line's entry to revoke a key.\n"
+        "# Add keys with `riskml keys add`; delete an entry to revoke its key.\n"
     )
     body = yaml.safe_dump({"keys": items}, sort_keys=False, allow_unicode=True)
     _atomic_write(file, header + body)

@@ -49,6 +49,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     values,
 )
 from sqlalchemy import column as sa_column
@@ -143,23 +144,31 @@ _SQLITE_TRIGGERS = [
     for table in ("decisions", "access_log")
     for op in ("UPDATE", "DELETE")
 ]
-_PG_TRIGGERS = [
+_PG_FUNCTION = (
     "CREATE OR REPLACE FUNCTION riskml_ledger_insert_only() RETURNS trigger "
-    "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
-    "'riskml ledger: % is insert-only (% refused)', TG_TABLE_NAME, TG_OP; END $$",
-    *[
-        stmt
-        for table in ("decisions", "access_log")
-        for stmt in (
-            f"DROP TRIGGER IF EXISTS {table}_insert_only ON {table}",
+    "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = "
+    "'riskml ledger: ' || TG_TABLE_NAME || ' is insert-only (' || TG_OP || ' refused)'; "
+    "END $$"
+)
+# trigger name -> statement; created only when missing (no table lock on every start)
+_PG_TRIGGERS = {
+    name: stmt
+    for table in ("decisions", "access_log")
+    for name, stmt in (
+        (
+            f"{table}_insert_only",
             f"CREATE TRIGGER {table}_insert_only BEFORE UPDATE OR DELETE ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION riskml_ledger_insert_only()",
-            f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
+        ),
+        (
+            f"{table}_no_truncate",
             f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
             "FOR EACH STATEMENT EXECUTE FUNCTION riskml_ledger_insert_only()",
-        )
-    ],
-]
+        ),
+    )
+}
+# serialises table/trigger creation between processes starting at once
+_PG_CREATE_LOCK = 7_305_914_202
 
 
 # --------------------------------------------------------------------------- helpers
@@ -334,7 +343,14 @@ class Ledger:
     """The insert-only decision ledger (thread-safe: one Engine, pooled connections)."""
 
     def __init__(self, url: str | None = None, *, busy_timeout: float = BUSY_TIMEOUT_S):
+        """Open (and create if needed) the ledger at ``url`` (default ``config.ledger_url()``).
+
+        ``busy_timeout`` (seconds) is how long a SQLite writer waits for another
+        one. An in-memory SQLite URL ("sqlite://") is one shared connection:
+        fine for tests, not for concurrent writers.
+        """
         self.url = url or config.ledger_url()
+        self._memory = False
         self._busy_timeout = float(busy_timeout)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
@@ -358,6 +374,7 @@ class Ledger:
 
         database = url.database or ""
         memory = database in ("", ":memory:") or url.query.get("mode") == "memory"
+        self._memory = memory
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": self._busy_timeout}
         if memory:
             # one shared connection, or every connection would see its own empty database
@@ -399,10 +416,26 @@ class Ledger:
     def _create(self) -> None:
         try:
             with self._writer.begin() as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_CREATE_LOCK})"))
                 metadata.create_all(conn, checkfirst=True)
-                statements = {"sqlite": _SQLITE_TRIGGERS, "postgresql": _PG_TRIGGERS}
-                for stmt in statements.get(self.dialect, []):
-                    conn.exec_driver_sql(stmt)
+                if self.dialect == "sqlite":
+                    for stmt in _SQLITE_TRIGGERS:
+                        conn.exec_driver_sql(stmt)
+                elif self.dialect == "postgresql":
+                    existing = set(
+                        conn.execute(
+                            text(
+                                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND "
+                                "tgrelid IN ('decisions'::regclass, 'access_log'::regclass)"
+                            )
+                        ).scalars()
+                    )
+                    missing = [stmt for name, stmt in _PG_TRIGGERS.items() if name not in existing]
+                    if missing:
+                        conn.exec_driver_sql(_PG_FUNCTION)
+                        for stmt in missing:
+                            conn.exec_driver_sql(stmt)
         except SQLAlchemyError as exc:
             raise LedgerError(
                 f"cannot open the decision ledger at {self._safe_url}: {_describe(exc)}"
@@ -449,24 +482,27 @@ class Ledger:
 
     def _sqlite_writable(self, timeout: float) -> bool:
         raw = self.engine.raw_connection()
+        ok = False
         try:
             cur = raw.cursor()
+            cur.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             try:
-                cur.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-                try:
-                    cur.execute("BEGIN IMMEDIATE")
-                    cur.execute("ROLLBACK")
-                finally:
-                    cur.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            finally:
-                cur.close()
+                cur.execute("BEGIN IMMEDIATE")
+                cur.execute("ROLLBACK")
+                ok = True
+            except Exception as exc:
+                log.warning("ledger not writable: %s", _describe(exc))
+            # back to the normal timeout before the connection returns to the pool
+            cur.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            cur.close()
         except Exception as exc:
             log.warning("ledger not writable: %s", _describe(exc))
-            raw.invalidate()  # do not hand a connection in an unknown state back to the pool
+            if not self._memory:
+                raw.invalidate()  # state unknown: do not hand it back to the pool
             return False
         finally:
             raw.close()
-        return True
+        return ok
 
     # ------------------------------------------------------------------ writes
     @staticmethod

@@ -1,0 +1,48 @@
+"""`riskml serve`: the BentoML scoring service on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import typer
+
+from riskml import config
+from riskml.cli.app import app
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to bind (loopback by default)"),
+    port: int = typer.Option(3000, help="port"),
+    alias: str = typer.Option("champion", help="registry alias of the model to serve"),
+    model_name: str = typer.Option(config.REGISTERED_MODEL_NAME, help="registered model name"),
+    keys_file: str | None = typer.Option(
+        None, help="API keys file (YAML); default $RISKML_API_KEYS_FILE"
+    ),
+) -> None:
+    """Serve POST /score and the decision, model and admin endpoints with BentoML."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "RISKML_MODEL_ALIAS": alias,
+            "RISKML_MODEL_NAME": model_name,
+            "RISKML_PORT": str(port),
+            "MLFLOW_TRACKING_URI": config.tracking_uri(),
+            "RISKML_LEDGER_URL": config.ledger_url(),
+            "BENTOML_DO_NOT_TRACK": "true",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        }
+    )
+    if keys_file:
+        env["RISKML_API_KEYS_FILE"] = keys_file
+    bentoml = shutil.which("bentoml", path=os.path.dirname(sys.executable)) or "bentoml"
+    cmd = [
+        bentoml, "serve", "serving.service:HouseholdRisk", "--working-dir", str(config.PROJECT_ROOT),
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
+    typer.echo(
+        f"serving {model_name}@{alias} on http://{host}:{port} (ledger {config.ledger_url()})"
+    )
+    os.execvpe(cmd[0], cmd, env)

@@ -1,0 +1,91 @@
+"""HTTP routes beside ``POST /score``: probes, model info, decision reads, admin reload.
+
+A FastAPI app mounted on the BentoML service (``serving/service.py``); every
+route is a thin translation to ``riskml.serving.ScoringService``. The service
+instance is registered with ``bind`` when the BentoML worker starts.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import FastAPI, Header
+from fastapi.responses import JSONResponse
+
+from riskml.serving import Reply, ScoringService
+
+_service: ScoringService | None = None
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def bind(service: ScoringService) -> None:
+    global _service
+    _service = service
+
+
+def current() -> ScoringService:
+    if _service is None:
+        raise RuntimeError("the scoring service has not started")
+    return _service
+
+
+def respond(reply: Reply) -> JSONResponse:
+    return JSONResponse(reply.body, status_code=reply.status, headers={**NO_STORE, **reply.headers})
+
+
+app = FastAPI(title="riskml", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@app.get("/model")
+def model_info() -> JSONResponse:
+    return respond(current().model_info())
+
+
+@app.get("/decisions/{decision_id}")
+def get_decision(
+    decision_id: str, authorization: str | None = Header(default=None)
+) -> JSONResponse:
+    return respond(current().decision(decision_id, authorization))
+
+
+@app.get("/households/{household_id}/decisions")
+def household_decisions(
+    household_id: str, authorization: str | None = Header(default=None)
+) -> JSONResponse:
+    return respond(current().household_decisions(household_id, authorization))
+
+
+@app.post("/admin/reload")
+def admin_reload(authorization: str | None = Header(default=None)) -> JSONResponse:
+    return respond(current().reload(authorization))
+
+
+class ProbeMiddleware:
+    """Answers ``GET /healthz`` and ``GET /readyz`` with riskml's own JSON (BentoML's say only 200/503).
+
+    ``/readyz`` is 200 only when a model is loaded and the ledger is writable, and says
+    when the model came from the local cache because the registry was unreachable.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and scope["path"] in ("/healthz", "/readyz")
+        ):
+            if scope["path"] == "/healthz":
+                reply = Reply(200, {"alive": True})
+            elif _service is None:
+                reply = Reply(503, {"ready": False, "reason": "starting"})
+            else:
+                reply = _service.readiness()
+            body = json.dumps(reply.body).encode()
+            headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+            await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
