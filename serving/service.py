@@ -14,7 +14,6 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 from typing import Any  # noqa: E402
 
 import bentoml  # noqa: E402
-from starlette.responses import JSONResponse  # noqa: E402
 
 from riskml import web  # noqa: E402
 from riskml.serving import ScoringService  # noqa: E402
@@ -45,10 +44,13 @@ def _count(results: list[dict[str, Any]]) -> None:
     workers=1,
     traffic={"timeout": 60, "max_concurrency": 64},
     http={"port": int(os.environ.get("RISKML_PORT", "3000"))},
+    # BentoML's access log writes raw paths (household ids); riskml.web logs redacted ones
+    logging={"access": {"enabled": False}},
 )
 @bentoml.asgi_app(web.app, path="/")
 class HouseholdRisk:
     def __init__(self) -> None:
+        web.install_log_redaction()
         self.core = ScoringService(on_decisions=_count)
         web.bind(self.core)
 
@@ -58,11 +60,15 @@ class HouseholdRisk:
     @bentoml.api(route="/score")
     def score(
         self, households: Any = None, explain: Any = "flagged", ctx: bentoml.Context = None
-    ) -> JSONResponse:
+    ) -> dict[str, Any]:
         """Score 1 to 1,000 household records: rules, calibrated score, decision, reasons, measures."""
         body: dict[str, Any] = {"households": households, "explain": explain}
         reply = self.core.score(body, ctx.request.headers.get("authorization"))
-        return web.respond(reply)
+        # BentoML sends the status and headers set on the context, whatever is returned
+        ctx.response.status_code = reply.status
+        ctx.response.metadata.update({**web.NO_STORE, **reply.headers})
+        return reply.body
 
 
 HouseholdRisk.add_asgi_middleware(web.ProbeMiddleware)
+HouseholdRisk.add_asgi_middleware(web.AccessLogMiddleware)

@@ -182,8 +182,17 @@ def fit_booster(
     """LightGBM binary booster with early stopping on the validation period."""
     pos = float(y_train.sum())
     neg = float(len(y_train) - pos)
-    p = {"objective": "binary", "metric": ["binary_logloss", "auc"], "verbosity": -1}
+    # early stopping on AUC: with class weighting the raw probabilities are biased until
+    # calibration, so validation log loss would stop training far too early
+    p = {"objective": "binary", "metric": ["auc", "binary_logloss"], "verbosity": -1}
     p.update(params)
+    monotone = p.pop("monotone", None) or {}
+    unknown = sorted(set(monotone) - set(X_train.columns))
+    if unknown:
+        raise ValueError(f"monotone constraints name unknown feature(s): {unknown}")
+    if monotone:
+        p["monotone_constraints"] = [int(monotone.get(c, 0)) for c in X_train.columns]
+        p.setdefault("monotone_constraints_method", "advanced")
     weighting = p.pop("class_weight", "sqrt_balanced")
     if weighting == "balanced":
         p["scale_pos_weight"] = neg / max(pos, 1.0)

@@ -9,7 +9,6 @@ per-feature TreeSHAP contributions in the same log-odds units.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -309,19 +308,15 @@ def resolve_alias(name: str, alias: str) -> dict[str, Any]:
     }
 
 
-def download_model(name: str, alias: str, dest: str | Path) -> tuple[Path, dict[str, Any]]:
-    """Copy the model behind an alias into ``dest`` (for a serving cache) and return its path and info."""
+def download_model(name: str, version: str, dest: str | Path) -> Path:
+    """Copy one registered model version into ``dest`` (for a serving cache)."""
     mlflow = _mlflow()
-    info = resolve_alias(name, alias)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{name}/{info['version']}", dst_path=str(dest)
+        artifact_uri=f"models:/{name}/{version}", dst_path=str(dest)
     )
-    return Path(local), info
-
-
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    return Path(local)
 
 
 def set_champion(name: str, version: str, note: str) -> None:

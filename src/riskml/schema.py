@@ -535,10 +535,22 @@ def validate_records(records: list[Any]) -> tuple[list[BaseModel], list[Problem]
 
 
 def records_to_frame(records: list[dict[str, Any]] | list[BaseModel]) -> pd.DataFrame:
-    """Records (dicts or HouseholdRecord) as a frame in canonical dtypes."""
+    """Validated records (dicts or HouseholdRecord) as a frame in canonical dtypes.
+
+    Built column by column from Python values (the request path: no per-cell
+    pandas conversion). A field a dict leaves out is missing.
+    """
     rows = [r.model_dump() if isinstance(r, BaseModel) else r for r in records]
-    df = pd.DataFrame(rows, columns=list(FIELD_NAMES))
-    return coerce_frame(df)
+    columns: dict[str, Any] = {}
+    for f in FIELDS:
+        values = [r.get(f.name) for r in rows]
+        if f.kind == "float":
+            columns[f.name] = np.array(
+                [np.nan if v is None else v for v in values], dtype="float64"
+            )
+        else:
+            columns[f.name] = pd.array(values, dtype=_PANDAS_DTYPE[f.kind])
+    return pd.DataFrame(columns)
 
 
 # --------------------------------------------------------------------------- data dictionary

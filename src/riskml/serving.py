@@ -127,7 +127,7 @@ def _from_registry(settings: Settings, cache: Path) -> LoadedModel:
     cached = json.loads(info_file.read_text()) if info_file.exists() else {}
     if cached.get("version") != alias_info["version"] or not (cache / "model").exists():
         tmp = cache.parent / f".{settings.alias}.{uuid.uuid4().hex}"
-        local, _ = registry.download_model(settings.model_name, settings.alias, tmp)
+        registry.download_model(settings.model_name, alias_info["version"], tmp / "model")
         run = registry.client_().get_run(alias_info["run_id"]) if alias_info.get("run_id") else None
         metrics = dict(run.data.metrics) if run else {}
         headline = {
@@ -141,9 +141,6 @@ def _from_registry(settings: Settings, cache: Path) -> LoadedModel:
             "downloaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         (tmp / "info.json").write_text(json.dumps(info, indent=2))
-        src = Path(local)
-        if src != tmp / "model":
-            shutil.move(str(src), str(tmp / "model"))
         if cache.exists():
             shutil.rmtree(cache)
         tmp.rename(cache)  # the cache switches whole or not at all

@@ -8,6 +8,9 @@ instance is registered with ``bind`` when the BentoML worker starts.
 from __future__ import annotations
 
 import json
+import logging
+import re
+import time
 
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
@@ -15,6 +18,7 @@ from fastapi.responses import JSONResponse
 from riskml.serving import Reply, ScoringService
 
 _service: ScoringService | None = None
+access_log = logging.getLogger("riskml.access")
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -89,3 +93,71 @@ class ProbeMiddleware:
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
+
+
+_ID_SEGMENT = re.compile(r"/(households|decisions|household)/[^/?]+")
+
+
+def redact_path(path: str) -> str:
+    """A request path with household and decision ids replaced, fit for logs."""
+    return _ID_SEGMENT.sub(lambda m: f"/{m.group(1)}/{{id}}", path)
+
+
+class AccessLogMiddleware:
+    """One log line per request: method, path with ids redacted, status, milliseconds.
+
+    Replaces BentoML's access log, which writes raw paths (household ids) and query strings.
+    No header, body, key, record or score is ever logged.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in (
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/livez",
+        ):
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = {"code": 0}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            access_log.info(
+                "%s %s %s %.1fms", scope["method"], redact_path(scope["path"]), status["code"],
+                (time.perf_counter() - t0) * 1000,
+            )  # fmt: skip
+
+
+class _NoExceptionDetail(logging.Filter):
+    """Drop tracebacks from log records: a validation traceback quotes the request body."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is not None:
+            record.msg = (
+                f"{record.getMessage()} ({record.exc_info[0].__name__}; details withheld from logs)"
+            )
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def install_log_redaction() -> None:
+    """Keep request bodies (household records) out of every log handler of the process."""
+    seen: set[int] = set()
+    for name in (None, "bentoml", "bentoml.serve", "uvicorn", "uvicorn.error"):
+        for handler in logging.getLogger(name).handlers:
+            if id(handler) not in seen:
+                seen.add(id(handler))
+                handler.addFilter(_NoExceptionDetail())
