@@ -8,14 +8,54 @@ export PYTHONHASHSEED := 0
 UV ?= $(shell command -v uv 2>/dev/null || echo .venv-tools/bin/uv)
 PY := .venv/bin/python
 RISKML := .venv/bin/riskml
+STATE := .riskml
+PANEL := $(STATE)/data/panel.parquet
+KEYS := $(STATE)/api_keys.yaml
+HOUSEHOLDS ?= 100000
+YEARS ?= 7
+SEED ?= 7
+PORT ?= 3000
 
-.PHONY: install run test lint format bench clean
+.PHONY: install browser run panel train keys serve test test-fast lint format bench clean
 
 $(UV):
 	python3 -m venv .venv-tools && .venv-tools/bin/pip install -q 'uv==0.13.9'
 
 install: $(UV)
 	$(UV) sync --locked --python 3.11
+
+# Debian's Chromium and a CJK font for the caseworker pages' browser test (never `playwright install`).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi 'wenquanyi\|wqy'; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei >/dev/null; \
+	fi
+
+# The main job on the embedded default (SQLite tracking + ledger, local artifacts), ending in the service.
+run: install panel train keys serve
+
+panel: install
+	$(RISKML) simulate --households $(HOUSEHOLDS) --years $(YEARS) --seed $(SEED) --out $(PANEL)
+	$(RISKML) validate $(PANEL)
+
+train: install
+	$(RISKML) train --config training/default.yaml --data $(PANEL)
+
+keys: install
+	@if [ ! -f $(KEYS) ]; then \
+		echo "API keys (shown once; hashes kept in $(KEYS)):"; \
+		echo "  scorer:     $$($(RISKML) keys add --id demo-scorer --role scorer --file $(KEYS) | tail -n1)"; \
+		echo "  caseworker: $$($(RISKML) keys add --id demo-caseworker --role caseworker --county 532328 --file $(KEYS) | tail -n1)"; \
+		echo "  admin:      $$($(RISKML) keys add --id demo-admin --role admin --file $(KEYS) | tail -n1)"; \
+	fi
+
+serve: install
+	RISKML_API_KEYS_FILE=$(KEYS) $(RISKML) serve --host 127.0.0.1 --port $(PORT)
+
+test: install browser lint
+	.venv/bin/pytest -q
+
+test-fast: install
+	.venv/bin/pytest -q -m "not slow"
 
 lint: install
 	.venv/bin/ruff check src tests bench serving training
@@ -25,15 +65,8 @@ format: install
 	.venv/bin/ruff format src tests bench serving training
 	.venv/bin/ruff check --fix src tests bench serving training
 
-test: install lint
-	.venv/bin/pytest -q
-
-run: install
-	$(RISKML) simulate --households 20000 --years 7 --seed 7 --out .riskml/data/panel.parquet
-	$(RISKML) validate .riskml/data/panel.parquet
-
 bench: install
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf .riskml .pytest_cache .ruff_cache
+	rm -rf $(STATE) .pytest_cache .ruff_cache tests/artifacts bench/results

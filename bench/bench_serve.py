@@ -97,7 +97,7 @@ def main() -> None:
     env["RISKML_API_KEYS_FILE"] = str(tmp / "keys.yaml")
 
     test = result.test_frame[list(schema.FIELD_NAMES)].dropna().reset_index(drop=True)
-    records = json.loads(registry.example_input(test, n=len(test)).to_json(orient="records"))
+    records = schema.to_json_records(test)
     auth = {"Authorization": f"Bearer {token}"}
 
     srv = start_server(env, tmp / "riskml.log")

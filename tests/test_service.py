@@ -8,7 +8,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pandas as pd
 import pytest
 
 from riskml import schema
@@ -23,27 +22,10 @@ RESULT_FIELDS = {
 }  # fmt: skip
 
 
-def _json_record(row) -> dict:
-    rec = {}
-    for f in schema.FIELDS:
-        v = row[f.name]
-        if pd.isna(v):
-            rec[f.name] = None
-        elif f.kind == "int":
-            rec[f.name] = int(v)
-        elif f.kind == "float":
-            rec[f.name] = float(v)
-        elif f.kind == "bool":
-            rec[f.name] = bool(v)
-        else:
-            rec[f.name] = str(v)
-    return rec
-
-
 @pytest.fixture(scope="module")
 def records(trained):
     frame = trained.test_frame.sort_values("score", ascending=False)
-    return [_json_record(r) for _, r in frame.head(400).iterrows()]
+    return schema.to_json_records(frame.head(400))
 
 
 @pytest.fixture(scope="module")

@@ -210,6 +210,8 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError):
         simulate_panel(10, 0, 1)
     with pytest.raises(ValueError):
+        simulate_panel(10, 2, -1)
+    with pytest.raises(ValueError):
         EmploymentShock(2020, wage_drop=1.5)
     with pytest.raises(ValueError):
         DisasterEvent("x", 2020)

@@ -381,12 +381,79 @@ def top_reasons(
     return out
 
 
+# A model-derived risk type is named only when its features together push the log-odds up by
+# at least this much, and at most this many are named: a caseworker gets the causes that
+# matter, not every type with a sliver of positive contribution.
+MIN_TYPE_CONTRIBUTION = 0.10
+MAX_MODEL_TYPES = 3
+
+
 def risk_types_from_contributions(
-    contributions: np.ndarray, feature_names: tuple[str, ...] = FEATURE_NAMES
+    contributions: np.ndarray,
+    feature_names: tuple[str, ...] = FEATURE_NAMES,
+    min_total: float = MIN_TYPE_CONTRIBUTION,
+    max_types: int = MAX_MODEL_TYPES,
 ) -> list[tuple[str, float]]:
-    """Positive contributions summed per policy risk type, largest first."""
+    """Contributions summed per policy risk type: the largest positive ones, most important first."""
     totals: dict[str, float] = {}
     for name, c in zip(feature_names, contributions, strict=True):
         rt = FEATURE_RISK_TYPE[name]
         totals[rt] = totals.get(rt, 0.0) + float(c)
-    return sorted(((rt, v) for rt, v in totals.items() if v > 0), key=lambda t: -t[1])
+    ranked = sorted(((rt, v) for rt, v in totals.items() if v >= min_total), key=lambda t: -t[1])
+    return ranked[:max_types]
+
+
+# Short display names (zh, en) of each feature, for chart labels (the caseworker pages' waterfall).
+FEATURE_LABELS: dict[str, tuple[str, str]] = {
+    "household_size": ("家庭人口", "household size"),
+    "labor_count": ("劳动力人数", "workers"),
+    "elderly_count": ("老人人数", "elderly members"),
+    "children_count": ("儿童人数", "children"),
+    "students_compulsory": ("义务教育学生", "pupils"),
+    "students_noncompulsory": ("高中及以上在读", "upper-school students"),
+    "disabled_count": ("残疾人数", "disabled members"),
+    "chronic_ill_count": ("重病慢病人数", "chronically ill"),
+    "head_age": ("户主年龄", "head's age"),
+    "head_female": ("女性户主", "female head"),
+    "head_education_years": ("户主受教育年限", "head's schooling"),
+    "ethnic_minority": ("少数民族", "ethnic minority"),
+    "formerly_poor": ("原建档立卡户", "formerly poor"),
+    "dibao": ("低保", "dibao"),
+    "tekun": ("特困供养", "tekun support"),
+    "relocated": ("易地搬迁", "relocated"),
+    "migrant_workers": ("外出务工人数", "migrant workers"),
+    "medical_insured": ("医保参保", "medical insurance"),
+    "housing_safe": ("住房安全", "safe housing"),
+    "water_safe": ("饮水安全", "safe water"),
+    "dropout": ("辍学", "school dropout"),
+    "pc_income_to_line": ("人均收入/监测线", "income vs line"),
+    "pc_income_to_dibao": ("人均收入/低保线", "income vs dibao"),
+    "adj_pc_income_to_line": ("扣除刚性支出后收入", "income after rigid costs"),
+    "wage_pc_to_line": ("工资性收入", "wage income"),
+    "business_pc_to_line": ("经营性收入", "business income"),
+    "transfer_pc_to_line": ("转移性收入", "transfer income"),
+    "property_pc_to_line": ("财产性收入", "property income"),
+    "wage_share": ("工资收入占比", "wage share"),
+    "transfer_share": ("转移收入占比", "transfer share"),
+    "medical_to_income": ("医疗支出占收入", "medical vs income"),
+    "education_to_income": ("教育支出占收入", "schooling vs income"),
+    "loss_to_income": ("灾害损失占收入", "losses vs income"),
+    "medical_pc_to_line": ("人均医疗支出", "medical per person"),
+    "education_pc_to_line": ("人均教育支出", "schooling per person"),
+    "loss_pc_to_line": ("人均灾害损失", "losses per person"),
+    "debt_pc_to_line": ("家庭负债", "debt"),
+    "dependency_ratio": ("老幼占比", "dependency ratio"),
+    "labor_share": ("劳动力占比", "worker share"),
+    "employment_intensity": ("务工时间", "time in work"),
+    "migrant_share": ("外出务工占比", "migrant share"),
+    "uninsured_ill": ("患病未参保", "ill and uninsured"),
+    "guarantee_gaps": ("保障缺口", "guarantee gaps"),
+    "monitoring_line": ("当地监测线", "local line"),
+    "has_previous": ("有上期记录", "previous record"),
+    "income_change": ("收入变化", "income change"),
+    "d_pc_income_to_line": ("人均收入变化", "change in income"),
+    "d_medical_pc_to_line": ("医疗支出变化", "change in medical"),
+    "d_employment_intensity": ("务工时间变化", "change in work"),
+    "d_household_size": ("人口变化", "change in size"),
+    "d_labor_count": ("劳动力变化", "change in workers"),
+}

@@ -553,6 +553,18 @@ def records_to_frame(records: list[dict[str, Any]] | list[BaseModel]) -> pd.Data
     return pd.DataFrame(columns)
 
 
+def to_json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as contract records with JSON types (ints as int, flags as bool, missing as None)."""
+    cast = {"str": str, "int": int, "float": float, "bool": bool}
+    out = []
+    cols = [(f.name, cast[f.kind]) for f in FIELDS]
+    for row in df[list(FIELD_NAMES)].astype(object).itertuples(index=False, name=None):
+        out.append(
+            {name: (None if pd.isna(v) else fn(v)) for (name, fn), v in zip(cols, row, strict=True)}
+        )
+    return out
+
+
 # --------------------------------------------------------------------------- data dictionary
 def data_dictionary() -> str:
     """The record's fields as a markdown table (rendered from FIELDS)."""

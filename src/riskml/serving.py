@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from riskml import config, schema
-from riskml.access import KeyStore, Principal
+from riskml.access import KeyStore, Principal, default_keys_file
 from riskml.decisions import ModelInfo, decide
 from riskml.history import within_gap
 from riskml.ledger import Ledger, LedgerError
@@ -159,6 +159,11 @@ class ScoringService:
     ):
         self.settings = settings or Settings.from_env()
         self.ledger = Ledger(self.settings.ledger_url or config.ledger_url())
+        self._keys_path = (
+            Path(self.settings.keys_file) if self.settings.keys_file else default_keys_file()
+        )
+        self._keys_stamp = self._stamp()
+        self._keys_checked = time.monotonic()
         self.keys = KeyStore.load(self.settings.keys_file)
         self.ruleset = RuleSet.load(self.settings.rules_file)
         self.on_decisions = on_decisions
@@ -248,10 +253,33 @@ class ScoringService:
         )
 
     # ---------------------------------------------------------------- auth
+    KEYS_RECHECK_S = 2.0
+
+    def _stamp(self) -> tuple[float, int] | None:
+        try:
+            st = self._keys_path.stat()
+            return (st.st_mtime, st.st_size)
+        except OSError:
+            return None
+
+    def _current_keys(self) -> KeyStore:
+        """The key store, re-read when the keys file changed (a revoked key stops working within seconds)."""
+        now = time.monotonic()
+        if now - self._keys_checked >= self.KEYS_RECHECK_S:
+            self._keys_checked = now
+            stamp = self._stamp()
+            if stamp != self._keys_stamp:
+                try:
+                    self.keys = KeyStore.load(self.settings.keys_file)
+                    self._keys_stamp = stamp
+                except Exception as exc:  # keep the last good keys; name the error, not the content
+                    log.error("keys file not reloaded: %s", type(exc).__name__)
+        return self.keys
+
     def _authorize(
         self, authorization: str | None, need: str
     ) -> tuple[Principal | None, Reply | None]:
-        principal = self.keys.authenticate(authorization)
+        principal = self._current_keys().authenticate(authorization)
         if principal is None:
             return None, Reply(
                 401, {"error": "missing or invalid API key"}, {"WWW-Authenticate": "Bearer"}
@@ -266,7 +294,7 @@ class ScoringService:
         return principal, None
 
     def authenticate(self, authorization: str | None) -> Principal | None:
-        return self.keys.authenticate(authorization)
+        return self._current_keys().authenticate(authorization)
 
     # ---------------------------------------------------------------- scoring
     def score(self, body: Any, authorization: str | None) -> Reply:
