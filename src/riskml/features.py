@@ -88,11 +88,18 @@ _NUMERIC_FIELDS = tuple(f.name for f in FIELDS if f.kind != "str")
 
 
 def _f(df: pd.DataFrame, col: str) -> np.ndarray:
-    """A column as float64 with NaN for missing (booleans as 0/1)."""
-    s = df[col]
-    if isinstance(s.dtype, pd.BooleanDtype) or s.dtype == bool:
-        return s.astype("float64").to_numpy(na_value=np.nan)
-    return pd.to_numeric(s, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+    """A column as float64 with NaN for missing (booleans as 0/1).
+
+    Reads the column's array directly: per-column pandas conversions cost more
+    than the arithmetic when a request holds one record.
+    """
+    arr = df[col].array
+    if isinstance(arr, np.ndarray) and arr.dtype == np.float64:
+        return arr
+    try:
+        return arr.to_numpy(dtype="float64", na_value=np.nan)
+    except (TypeError, ValueError, AttributeError):
+        return pd.to_numeric(df[col], errors="coerce").astype("float64").to_numpy(na_value=np.nan)
 
 
 def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:

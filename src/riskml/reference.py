@@ -74,6 +74,12 @@ class ReferenceLines:
             index=["province_code", "year"], columns="line", values="yuan_per_person_year"
         )
         self._wide = wide.reindex(columns=list(LINE_KINDS))
+        # plain dict for the request path: (province, year) -> (monitoring, dibao)
+        self._pairs = {
+            (p, int(y)): (float(r["monitoring"]), float(r["dibao"]))
+            for (p, y), r in self._wide.iterrows()
+            if not r.isna().any()
+        }
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> ReferenceLines:
@@ -98,26 +104,19 @@ class ReferenceLines:
 
         Raises MissingReferenceError naming every missing (province, year).
         """
-        keys = pd.MultiIndex.from_arrays(
-            [
-                pd.Series(np.asarray(province_codes, dtype=object))
-                .astype(str)
-                .str.zfill(2)
-                .to_numpy(dtype=object),
-                np.asarray(years, dtype=np.int64),
-            ],
-            names=["province_code", "year"],
+        prov = pd.Series(np.asarray(province_codes, dtype=object)).astype(str).str.zfill(2)
+        yrs = np.asarray(years, dtype=np.int64)
+        keys = pd.Series(prov.to_numpy(dtype=object) + ":" + yrs.astype(str))
+        codes, uniques = pd.factorize(keys)
+        found = [self._pairs.get((k[:-5], int(k[-4:]))) for k in uniques]
+        missing = sorted(
+            {(k[:-5], int(k[-4:])) for k, f in zip(uniques, found, strict=True) if f is None}
         )
-        got = self._wide.reindex(keys)
-        missing_mask = got.isna().any(axis=1).to_numpy()
-        if missing_mask.any():
-            missing = sorted(set(keys[missing_mask].tolist()), key=str)
+        if missing:
             raise MissingReferenceError(self._missing_message(missing))
+        values = np.array(found, dtype=np.float64).reshape(-1, 2)[codes]
         return pd.DataFrame(
-            {
-                "monitoring_line": got["monitoring"].to_numpy(),
-                "dibao_line": got["dibao"].to_numpy(),
-            },
+            {"monitoring_line": values[:, 0], "dibao_line": values[:, 1]},
             index=province_codes.index if isinstance(province_codes, pd.Series) else None,
         )
 
