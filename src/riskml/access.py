@@ -324,6 +324,19 @@ class KeyStore:
                 found = entry
         return found.principal() if found else None
 
+    def principal_by_id(self, key_id: str | None) -> Principal | None:
+        """The principal of the configured key with this id, or None (for sessions holding a key id).
+
+        A session stores the key's id, never the token; looking it up on every
+        request means a key removed from the store stops its sessions too.
+        """
+        if not key_id or not isinstance(key_id, str):
+            return None
+        for entry in self.entries:
+            if entry.id == key_id:
+                return entry.principal()
+        return None
+
 
 # --------------------------------------------------------------------------- adding keys
 def _atomic_write(path: Path, text: str) -> None:

@@ -262,7 +262,7 @@ class ScoringService:
         except OSError:
             return None
 
-    def _current_keys(self) -> KeyStore:
+    def current_keys(self) -> KeyStore:
         """The key store, re-read when the keys file changed (a revoked key stops working within seconds)."""
         now = time.monotonic()
         if now - self._keys_checked >= self.KEYS_RECHECK_S:
@@ -279,7 +279,7 @@ class ScoringService:
     def _authorize(
         self, authorization: str | None, need: str
     ) -> tuple[Principal | None, Reply | None]:
-        principal = self._current_keys().authenticate(authorization)
+        principal = self.current_keys().authenticate(authorization)
         if principal is None:
             return None, Reply(
                 401, {"error": "missing or invalid API key"}, {"WWW-Authenticate": "Bearer"}
@@ -294,7 +294,7 @@ class ScoringService:
         return principal, None
 
     def authenticate(self, authorization: str | None) -> Principal | None:
-        return self._current_keys().authenticate(authorization)
+        return self.current_keys().authenticate(authorization)
 
     # ---------------------------------------------------------------- scoring
     def score(self, body: Any, authorization: str | None) -> Reply:

@@ -804,6 +804,11 @@ def _step(
         head_female[rows] = rng.random(rows.size, dtype=F32) < 0.5
         head_edu[rows] = 4
         occ = age >= 0
+    # a full household (no free slot) left with a child at its head cannot take in a
+    # guardian: it dissolves (the children join relatives), so no record has a head under 16
+    child_headed = alive & (age[:, 0] >= 0) & (age[:, 0] < 16)
+    if child_headed.any():
+        alive = alive & ~child_headed
     size = _count(occ)
     head_age = age[:, 0]
     ai = age + 1  # index into the age tables

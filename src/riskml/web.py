@@ -15,6 +15,7 @@ import time
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 
+from riskml import pages
 from riskml.serving import Reply, ScoringService
 
 _service: ScoringService | None = None
@@ -39,6 +40,7 @@ def respond(reply: Reply) -> JSONResponse:
 
 
 app = FastAPI(title="riskml", docs_url=None, redoc_url=None, openapi_url=None)
+app.include_router(pages.router)
 
 
 @app.get("/model")
