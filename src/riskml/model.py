@@ -59,6 +59,8 @@ class RiskModel:
     lines: ReferenceLines
     feature_names: tuple[str, ...] = FEATURE_NAMES
     metadata: dict[str, Any] = field(default_factory=dict)
+    # training reference for monitoring (riskml.monitoring.reference_profile); None for old models
+    profile: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ scoring
     def features(self, records: pd.DataFrame, previous: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -131,6 +133,10 @@ class RiskModel:
         (folder / "model.json").write_text(
             json.dumps(meta, ensure_ascii=False, indent=2, default=_json_default)
         )
+        if self.profile is not None:
+            (folder / "profile.json").write_text(
+                json.dumps(self.profile, ensure_ascii=False, default=_json_default)
+            )
         return folder
 
     @classmethod
@@ -141,6 +147,8 @@ class RiskModel:
         lines = ReferenceLines(
             pd.read_csv(folder / "lines.csv", dtype={"province_code": str}), source="model"
         )
+        profile_file = folder / "profile.json"
+        profile = json.loads(profile_file.read_text()) if profile_file.exists() else None
         return cls(
             booster=booster,
             platt_a=float(meta["platt"]["a"]),
@@ -149,6 +157,7 @@ class RiskModel:
             lines=lines,
             feature_names=tuple(meta["feature_names"]),
             metadata=meta.get("metadata", {}),
+            profile=profile,
         )
 
 

@@ -78,3 +78,64 @@ def compare(
         )
         cmp.passed &= ok
     return cmp
+
+
+def promote_challenger(
+    name: str,
+    data: pd.DataFrame,
+    cfg: TrainConfig,
+    force: bool = False,
+    reason: str | None = None,
+    lines: ReferenceLines | None = None,
+) -> tuple[bool, Comparison | None, str]:
+    """The promotion gate: move ``champion`` to the challenger if it is not worse (or if forced).
+
+    Both aliases' models are evaluated on the latest labelled period of
+    ``data`` and compared with ``compare`` under ``cfg.promotion``. Returns
+    (promoted, comparison or None when nothing was compared, message). With no
+    champion the challenger becomes champion; when both aliases point at the
+    same version nothing happens. ``force`` needs a ``reason``, recorded on the
+    version as its promotion note.
+    """
+    from riskml import registry
+
+    if force and not reason:
+        raise ValueError("forcing a promotion needs a reason")
+    chall = registry.resolve_alias(name, registry.CHALLENGER)
+    try:
+        champ = registry.resolve_alias(name, registry.CHAMPION)
+    except Exception:
+        registry.set_champion(name, chall["version"], "no champion: challenger promoted")
+        return True, None, f"no champion yet: version {chall['version']} is now champion"
+    if champ["version"] == chall["version"]:
+        return (
+            False,
+            None,
+            f"challenger and champion are the same version ({chall['version']}): nothing to do",
+        )
+    lines = lines or default_lines()
+    ev_champ = evaluate_on_period(
+        registry.load_risk_model(registry.model_uri(name, registry.CHAMPION)), data, cfg, lines
+    )
+    ev_chall = evaluate_on_period(
+        registry.load_risk_model(registry.model_uri(name, registry.CHALLENGER)), data, cfg, lines
+    )
+    cmp = compare(ev_champ.metrics, ev_chall.metrics, cfg.promotion)
+    on = f"v{champ['version']} on {ev_chall.period}"
+    if cmp.passed:
+        registry.set_champion(name, chall["version"], f"passed the gate against {on}")
+        return (
+            True,
+            cmp,
+            f"promoted version {chall['version']} to champion (passed the gate against {on})",
+        )
+    if force:
+        registry.set_champion(name, chall["version"], f"forced: {reason}")
+        return True, cmp, f"forced version {chall['version']} to champion: {reason}"
+    failed = ", ".join(r["metric"] for r in cmp.rows if not r["ok"])
+    return (
+        False,
+        cmp,
+        f"not promoted: challenger v{chall['version']} is worse than champion {on} on {failed}; "
+        f"champion stays version {champ['version']}",
+    )

@@ -26,6 +26,7 @@ from riskml.features import FEATURE_NAMES, build_features
 from riskml.history import previous_from_panel
 from riskml.label import training_labels
 from riskml.model import RiskModel, choose_thresholds, fit_booster, fit_platt
+from riskml.monitoring import reference_profile
 from riskml.reference import ReferenceLines, default_lines
 
 
@@ -214,6 +215,13 @@ def train(
     }
     model = RiskModel(
         booster=booster, platt_a=a, platt_b=b, thresholds=thresholds, lines=lines, metadata=metadata
+    )
+    # the monitoring reference: feature bins, score histogram, missing rates of the training rows
+    model.profile = reference_profile(
+        X_all[in_train],
+        model.predict_proba(X_all[in_train]),
+        records[in_train],
+        thresholds=thresholds,
     )
 
     say("evaluating on the test period")

@@ -106,54 +106,24 @@ def promote(
     reason: str | None = typer.Option(None, help="why the gate is overridden (recorded as a tag)"),
 ) -> None:
     """Move `champion` to the challenger if it is not worse beyond the configured margins."""
-    from riskml import registry
-    from riskml.promotion import compare, evaluate_on_period
+    from riskml.promotion import promote_challenger
     from riskml.training import TrainConfig
 
     cfg = TrainConfig.from_yaml(config)
-    name = cfg.model_name
     if force and not reason:
         console.print("[red]--force needs --reason[/red]")
         raise typer.Exit(2)
-    chall = registry.resolve_alias(name, registry.CHALLENGER)
-    try:
-        champ = registry.resolve_alias(name, registry.CHAMPION)
-    except Exception:
-        registry.set_champion(name, chall["version"], "no champion: challenger promoted")
-        console.print(f"no champion yet: version {chall['version']} is now champion")
-        return
-    if champ["version"] == chall["version"]:
-        console.print(
-            f"challenger and champion are the same version ({chall['version']}): nothing to do"
-        )
-        return
-    panel = read_table(data)
-    ev_champ = evaluate_on_period(
-        registry.load_risk_model(registry.model_uri(name, registry.CHAMPION)), panel, cfg
+    promoted, cmp, message = promote_challenger(
+        cfg.model_name, read_table(data), cfg, force, reason
     )
-    ev_chall = evaluate_on_period(
-        registry.load_risk_model(registry.model_uri(name, registry.CHALLENGER)), panel, cfg
-    )
-    cmp = compare(ev_champ.metrics, ev_chall.metrics, cfg.promotion)
-    t = Table(
-        title=f"champion v{champ['version']} vs challenger v{chall['version']} on {ev_chall.period}"
-    )
-    for col in ("metric", "better", "champion", "challenger", "margin", "ok"):
-        t.add_column(col)
-    for r in cmp.rows:
-        t.add_row(r["metric"], r["better"], f"{r['champion']:.4f}", f"{r['challenger']:.4f}", f"{r['margin']:.3f}",
-                  "yes" if r["ok"] else "[red]no[/red]")  # fmt: skip
-    console.print(t)
-    if cmp.passed:
-        registry.set_champion(
-            name,
-            chall["version"],
-            f"passed the gate against v{champ['version']} on {ev_chall.period}",
-        )
-        console.print(f"[green]promoted[/green] version {chall['version']} to champion")
-    elif force:
-        registry.set_champion(name, chall["version"], f"forced: {reason}")
-        console.print(f"[yellow]forced[/yellow] version {chall['version']} to champion: {reason}")
-    else:
-        console.print(f"[red]not promoted[/red]: champion stays version {champ['version']}")
+    if cmp is not None:
+        t = Table(title="champion vs challenger on the latest labelled period")
+        for col in ("metric", "better", "champion", "challenger", "margin", "ok"):
+            t.add_column(col)
+        for r in cmp.rows:
+            t.add_row(r["metric"], r["better"], f"{r['champion']:.4f}", f"{r['challenger']:.4f}",
+                      f"{r['margin']:.3f}", "yes" if r["ok"] else "[red]no[/red]")  # fmt: skip
+        console.print(t)
+    console.print(message)
+    if cmp is not None and not promoted:
         raise typer.Exit(1)

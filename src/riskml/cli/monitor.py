@@ -1,0 +1,303 @@
+"""Monitoring commands: monitor (drift, flag rates, realised performance), outcomes, retrain.
+
+Exit codes: ``monitor`` 0 when nothing alerted, 2 when something did, 1 on an
+error; ``outcomes`` 0, or 1 when the file is refused; ``retrain`` 0 when the
+challenger was promoted or the champion kept, 1 on an error.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from riskml.cli.app import app
+
+console = Console()
+DEFAULT_TRAINING_CONFIG = Path("training/default.yaml")
+DEFAULT_MONITORING_CONFIG = Path("training/monitoring.yaml")
+
+
+def _fmt(v: object, spec: str = ".4f") -> str:
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(v)
+    return "" if f != f else format(f, spec)
+
+
+@app.command()
+def monitor(
+    ledger: str | None = typer.Option(
+        None,
+        help="decision ledger (SQLAlchemy URL; default $RISKML_LEDGER_URL or the state folder)",
+    ),
+    model: str = typer.Option(
+        "models:/household-risk@champion", help="model whose training reference is the baseline"
+    ),
+    since: str | None = typer.Option(None, help="window start (ISO; default until - window days)"),
+    until: str | None = typer.Option(None, help="window end, exclusive (ISO; default now)"),
+    window_days: int | None = typer.Option(
+        None, help="window length in days (default: window.days in the config)"
+    ),
+    previous_since: str | None = typer.Option(
+        None, help="start of the comparison window (default: same length before the window)"
+    ),
+    config: Path = typer.Option(DEFAULT_MONITORING_CONFIG, help="alert thresholds (YAML)"),
+    report: Path | None = typer.Option(None, help="write the HTML report here"),
+    mlflow: bool = typer.Option(
+        True, "--mlflow/--no-mlflow", help="log a monitoring run to MLflow"
+    ),
+    as_of: str | None = typer.Option(
+        None, help="date for outcome due dates (default: the window's end)"
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="write the alerts and headline figures as JSON"
+    ),
+) -> None:
+    """Drift of a ledger window against the model's training reference; exit 2 when something alerts."""
+    from riskml import monitoring
+
+    try:
+        result, run_id = monitoring.run(
+            ledger,
+            model,
+            since=since,
+            until=until,
+            window_days=window_days,
+            previous_since=previous_since,
+            config_path=config if config.exists() or config != DEFAULT_MONITORING_CONFIG else None,
+            report=report,
+            log_mlflow=mlflow,
+            as_of=as_of,
+        )
+    except Exception as exc:  # a monitoring job reports and fails with 1, never with 2
+        console.print(f"[red]monitor failed:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from exc
+
+    w = result.window
+    c = result.counts
+    console.print(
+        f"model {result.model.get('name')} v{result.model.get('version')}; window {w['since']} … {w['until']}: "
+        f"{c.get('decisions', 0):,} decisions ({c.get('decisions_previous', 0):,} in the previous window)"
+    )
+    top = result.top_drift(8)
+    if not top.empty:
+        t = Table(title="largest feature drift (PSI against training)")
+        for col in ("feature", "n", "psi", "level"):
+            t.add_column(col)
+        for r in top.itertuples(index=False):
+            lvl = "excluded" if r.excluded else r.level
+            t.add_row(r.feature, f"{r.n:,}", _fmt(r.psi, ".3f"), lvl)
+        console.print(t)
+    s = result.score
+    console.print(
+        f"score PSI {_fmt(s.get('psi'), '.3f')}; model flag rate {_fmt(s.get('flag_rate'), '.3f')} "
+        f"(set for {_fmt(s.get('flag_capacity'), '.3f')}); previous-record coverage "
+        f"{_fmt(c.get('previous_coverage'), '.2f')}"
+    )
+    fr = result.flag_rates
+    if not fr.empty:
+        t = Table(title="flag rates against the previous window")
+        for col in ("kind", "key", "previous", "window", "change", "z", "level"):
+            t.add_column(col)
+        shown = fr[fr["kind"].isin(["overall", "flagged_by", "level"]) | (fr["level"] != "ok")]
+        for r in shown.itertuples(index=False):
+            t.add_row(r.kind, r.key, _fmt(r.rate_previous, ".3f"), _fmt(r.rate, ".3f"),
+                      _fmt(r.change, "+.3f"), _fmt(r.z, ".1f"), r.level)  # fmt: skip
+        console.print(t)
+    latest = result.outcomes.get("latest")
+    if latest:
+        console.print(
+            f"realised, decisions of {latest['period']}: AUC {_fmt(latest['roc_auc'], '.3f')}, "
+            f"recall@cap {_fmt(latest['recall_at_capacity'], '.3f')}, "
+            f"precision@cap {_fmt(latest['precision_at_capacity'], '.3f')}, ECE {_fmt(latest['ece'], '.3f')} "
+            f"({latest['with_outcome']:,} with outcome, {latest['pending'] + latest['overdue']:,} pending)"
+        )
+    elif result.outcomes.get("status_counts"):
+        console.print(f"outcomes: {result.outcomes['status_counts']} (too few to judge)")
+    for note in result.notes:
+        console.print(f"[dim]note: {note}[/dim]")
+    if result.alerts:
+        t = Table(title=f"{len(result.alerted)} alert(s), {len(result.warnings)} warning(s)")
+        for col in ("level", "check", "subject", "value", "threshold"):
+            t.add_column(col)
+        ordered = result.alerted + result.warnings
+        for a in ordered[:40]:
+            colour = "red" if a.level == "alert" else "yellow"
+            t.add_row(
+                f"[{colour}]{a.level}[/{colour}]",
+                a.check,
+                a.subject,
+                _fmt(a.value),
+                _fmt(a.threshold),
+            )
+        console.print(t)
+        if len(ordered) > 40:
+            console.print(f"… and {len(ordered) - 40} more (see the report)")
+    if report is not None:
+        console.print(f"report: {report}")
+    if run_id:
+        console.print(f"MLflow run {run_id} (experiment {monitoring.MONITORING_EXPERIMENT})")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(
+            json.dumps(
+                {
+                    "status": result.status,
+                    "exit_code": result.exit_code,
+                    "model": result.model,
+                    "window": result.window,
+                    "metrics": result.metrics(),
+                    "alerts": [a.as_dict() for a in result.alerts],
+                    "mlflow_run_id": run_id,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+    console.print(f"status: {result.status.upper()}" + (" (exit 2)" if result.exit_code else ""))
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def outcomes(
+    file: Path = typer.Argument(
+        ..., help="outcomes (Parquet or CSV): see riskml.monitoring.load_outcomes"
+    ),
+    ledger: str | None = typer.Option(
+        None, help="the ledger's SQLAlchemy URL (outcomes go beside it)"
+    ),
+) -> None:
+    """Store observed outcomes beside the ledger; they join the decisions made 12 months earlier."""
+    from riskml import monitoring
+    from riskml.ledger import Ledger
+
+    try:
+        frame = monitoring.load_outcomes(file)
+        with Ledger(ledger) as led:
+            counts = monitoring.OutcomeStore(led).add(frame, source=file.name)
+    except (monitoring.OutcomeError, ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]outcomes refused:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"{len(frame):,} outcome(s) read from {file.name}: {counts['stored']:,} stored, "
+        f"{counts['already_stored']:,} already stored"
+    )
+
+
+@app.command()
+def retrain(
+    config: Path = typer.Option(DEFAULT_TRAINING_CONFIG, help="training config (YAML)"),
+    data: Path = typer.Option(..., help="labelled panel (Parquet or CSV)"),
+    force: bool = typer.Option(False, help="promote even if the gate fails (needs --reason)"),
+    reason: str | None = typer.Option(None, help="why the gate is overridden (recorded as a tag)"),
+    summary: Path | None = typer.Option(None, help="also write the summary as JSON here"),
+) -> None:
+    """Train → log and register the challenger → promotion gate, in one scheduled job."""
+    from riskml import registry
+    from riskml.io import read_table
+    from riskml.promotion import promote_challenger
+    from riskml.training import TrainConfig
+    from riskml.training import train as run_training
+
+    if force and not reason:
+        console.print("[red]--force needs --reason[/red]")
+        raise typer.Exit(1)
+    t0 = time.perf_counter()
+    steps: list[tuple[str, str, float]] = []
+    try:
+        cfg = TrainConfig.from_yaml(config)
+        t = time.perf_counter()
+        panel = read_table(data)
+        steps.append(("read", f"{len(panel):,} rows from {data.name}", time.perf_counter() - t))
+        t = time.perf_counter()
+        result = run_training(panel, cfg)
+        m = result.evaluation.metrics
+        steps.append(
+            (
+                "train",
+                f"test {result.splits.test_period}: AUC {m['test_roc_auc']:.4f}, "
+                f"recall@10 {m['model_recall_at_10']:.4f}, ECE {m['test_ece']:.4f}",
+                time.perf_counter() - t,
+            )
+        )
+        t = time.perf_counter()
+        reg = registry.log_training_run(result, cfg, data_path=data, register=True)
+        steps.append(
+            (
+                "register",
+                f"version {reg.version} {reg.aliases} (run {reg.run_id})",
+                time.perf_counter() - t,
+            )
+        )
+        t = time.perf_counter()
+        promoted, cmp, message = promote_challenger(cfg.model_name, panel, cfg, force, reason)
+        steps.append(("gate", message, time.perf_counter() - t))
+        champion = registry.resolve_alias(cfg.model_name, registry.CHAMPION)["version"]
+        gate = (
+            "forced"
+            if force and cmp is not None and not cmp.passed
+            else (
+                "passed"
+                if cmp is not None and cmp.passed
+                else "failed"
+                if cmp is not None
+                else "not compared"
+            )
+        )
+        if reg.version is not None:
+            registry.client_().set_model_version_tag(
+                cfg.model_name, reg.version, "riskml.gate", f"{gate}: {message}"
+            )
+    except Exception as exc:
+        for name, what, secs in steps:
+            console.print(f"{name}: {what} ({secs:.1f} s)")
+        console.print(f"[red]retrain failed:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from exc
+
+    table = Table(title=f"retrain with {config.name} on {data.name}")
+    for col in ("step", "result", "seconds"):
+        table.add_column(col)
+    for name, what, secs in steps:
+        table.add_row(name, what, f"{secs:.1f}")
+    console.print(table)
+    if cmp is not None:
+        g = Table(title="promotion gate: champion vs challenger")
+        for col in ("metric", "better", "champion", "challenger", "margin", "ok"):
+            g.add_column(col)
+        for r in cmp.rows:
+            g.add_row(r["metric"], r["better"], _fmt(r["champion"]), _fmt(r["challenger"]),
+                      _fmt(r["margin"], ".3f"), "yes" if r["ok"] else "[red]no[/red]")  # fmt: skip
+        console.print(g)
+    outcome = "promoted" if promoted else "kept"
+    console.print(
+        f"{outcome}: champion is version {champion}; challenger version {reg.version}; "
+        f"{time.perf_counter() - t0:.1f} s end to end"
+    )
+    if summary is not None:
+        summary.parent.mkdir(parents=True, exist_ok=True)
+        summary.write_text(
+            json.dumps(
+                {
+                    "outcome": outcome,
+                    "gate": gate,
+                    "message": message,
+                    "champion_version": champion,
+                    "challenger_version": reg.version,
+                    "run_id": reg.run_id,
+                    "test_period": result.splits.test_period,
+                    "metrics": {
+                        k: m.get(k) for k in ("test_roc_auc", "model_recall_at_10", "test_ece")
+                    },
+                    "comparison": cmp.rows if cmp is not None else None,
+                    "seconds": time.perf_counter() - t0,
+                },
+                indent=2,
+                default=str,
+            )
+        )
