@@ -128,7 +128,11 @@ _DERIVED: tuple[tuple[str, Kind, str], ...] = (
         "money",
         "(net_income − medical_expense − education_expense) / household_size",
     ),
-    ("prev_net_income", "money", "net income of the previous period (latest earlier record within 12 months)"),
+    (
+        "prev_net_income",
+        "money",
+        "net income of the previous period (latest earlier record within 12 months)",
+    ),
     ("prev_pc_net_income", "money", "per-capita net income of the previous period"),
     ("income_drop", "share", "(prev_net_income − net_income) / prev_net_income"),
     ("pc_income_drop", "share", "(prev_pc_net_income − pc_net_income) / prev_pc_net_income"),
