@@ -58,9 +58,22 @@ class ModelInfo:
 
 # --------------------------------------------------------------------------- records as dicts
 def _column_values(s: pd.Series) -> list[Any]:
-    """A column as plain Python values (None for missing), as ``_records_as_dicts`` gives them."""
-    values = s.astype(object).where(s.notna(), None).tolist()
-    return [v.item() if isinstance(v, np.generic) else v for v in values]
+    """A column as plain Python values (None for missing), as ``_records_as_dicts`` gives them.
+
+    Works on the column's array directly: ``astype(object).where(...)`` costs ~0.5 ms a
+    column, which dominated a one-record request.
+    """
+    arr = s.array
+    missing = np.asarray(pd.isna(arr), dtype=bool)
+    if isinstance(arr, np.ndarray) and arr.dtype.kind == "f":
+        values = arr.tolist()
+    else:
+        values = arr.to_numpy(dtype=object, na_value=None).tolist()
+    out = [
+        None if m else (v.item() if isinstance(v, np.generic) else v)
+        for v, m in zip(values, missing, strict=True)
+    ]
+    return out
 
 
 def _records_as_dicts(records: pd.DataFrame, rows: np.ndarray) -> list[dict[str, Any]]:

@@ -15,5 +15,5 @@ app = typer.Typer(
 )
 
 # Each module adds its commands to `app` (or a sub-app) when imported.
-for _module in ("data", "simulate", "rules", "keys", "model", "monitor", "serve"):
+for _module in ("data", "simulate", "rules", "keys", "model", "score", "monitor", "serve"):
     importlib.import_module(f"riskml.cli.{_module}")
