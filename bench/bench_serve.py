@@ -129,6 +129,12 @@ def main() -> None:
     finally:
         srv.stop()
 
+    print(
+        f"serve: single household explained: median {statistics.median(lat) * 1000:.2f} ms, "
+        f"p99 {_pct(lat, 0.99) * 1000:.2f} ms ({riskml_rps:.0f} req/s); "
+        f"100 per request: {batch_hps:,.0f} households/s; memory {rss:.0f} MB",
+        flush=True,
+    )
     # the baseline: MLflow's own server of the same registered model, scores only
     port = free_port()
     mlflow_bin = str(Path(sys.executable).parent / "mlflow")
@@ -148,7 +154,12 @@ def main() -> None:
             "--workers",
             "1",
         ],  # fmt: skip
-        env={**os.environ, **env},
+        # MLflow execs `uvicorn` by name: the venv's bin must be on PATH
+        env={
+            **os.environ,
+            **env,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        },
         stdout=open(tmp / "mlflow-serve.log", "w"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
         start_new_session=True,
