@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--workers", type=int, default=None, help="default: one per CPU")
     ap.add_argument("--shap-rows", type=int, default=20_000, help="0: every record")
-    ap.add_argument("--chunk-rows", type=int, default=100_000)
+    ap.add_argument("--chunk-rows", type=int, default=50_000)
     args = ap.parse_args()
 
     import numpy as np

@@ -14,6 +14,7 @@ import yaml
 
 from riskml import monitoring as mon
 from riskml import schema
+from riskml.decisions import ledger_entry
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUSEHOLDS = 3000  # per drift sample: PSI noise ~0.005 overall, far below the 0.1 warning
@@ -28,26 +29,7 @@ def _ledger_entries(records: pd.DataFrame, results: list[dict]) -> list[dict]:
         for k, v in d.items():
             if isinstance(v, np.generic):
                 d[k] = v.item()
-    return [
-        {
-            "decision_id": res["decision_id"],
-            "household_id": res["household_id"],
-            "period": res["period"],
-            "county_code": rec["county_code"],
-            "village_code": rec["village_code"],
-            "model_name": res["model_name"],
-            "model_version": res["model_version"],
-            "rules_version": res["rules_version"],
-            "score": res["score"],
-            "risk_level": res["risk_level"],
-            "flagged": res["flagged"],
-            "flagged_by": ",".join(res["flagged_by"]),
-            "record": rec,
-            "result": {k: v for k, v in res.items() if k != "contributions"},
-            "contributions": res.get("contributions"),
-        }
-        for rec, res in zip(dicts, results, strict=True)
-    ]
+    return [ledger_entry(rec, res) for rec, res in zip(dicts, results, strict=True)]
 
 
 def _score_into_ledger(

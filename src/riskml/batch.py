@@ -78,7 +78,7 @@ from riskml.history import MAX_GAP_MONTHS
 from riskml.model import RiskModel
 from riskml.rules import RuleSet
 
-DEFAULT_CHUNK_ROWS = 100_000
+DEFAULT_CHUNK_ROWS = 50_000
 DECIDE_ROWS = 25_000  # records per decide() call inside a chunk (bounds the result dicts)
 LEDGER_ROWS = 25_000  # decisions per ledger transaction
 AUTO_WORKERS_ROWS = 50_000  # workers=None: worker processes from this many input rows
@@ -326,32 +326,80 @@ class Keys:
 
 
 def scan_keys(path: str | Path, chunk_rows: int) -> Keys:
-    hids: list[pa.Array] = []
-    periods: list[pa.Array] = []
+    """Read ``household_id`` and ``period`` chunk by chunk: codes, months, global duplicates.
+
+    Each chunk is dictionary-encoded as it is read and the dictionaries are
+    unified at the end, so only the distinct ids are kept as text (4 bytes
+    a row for the codes).
+    """
+    hids: list[pa.DictionaryArray] = []
+    periods: list[pa.DictionaryArray] = []
     for batch in iter_batches(path, ["household_id", "period"], chunk_rows):
-        hids.append(_as_string(batch.column(0)))
-        periods.append(_as_string(batch.column(1)))
+        hids.append(pc.dictionary_encode(_as_string(batch.column(0))))
+        periods.append(pc.dictionary_encode(_as_string(batch.column(1))))
     n = sum(len(a) for a in hids)
     if n == 0:
         empty = np.zeros(0, dtype=np.int32)
         return Keys(0, empty, empty, np.zeros(0, dtype=bool))
-    hid_codes = _codes(pa.chunked_array(hids, type=pa.string()))
+    hid_codes, _ = _unified_codes(hids)
     del hids
-    period_dict = pc.dictionary_encode(pa.chunked_array(periods, type=pa.string()).combine_chunks())
+    period_codes, uniques = _unified_codes(periods)
     del periods
-    period_codes = period_dict.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    uniques = period_dict.dictionary.to_pylist()
     month_of = np.array([_month(p) for p in uniques] + [-1], dtype=np.int32)
-    month = month_of[period_codes]  # -1 indexes the trailing -1
-    both = (hid_codes >= 0) & (period_codes >= 0)
-    key = hid_codes.astype(np.int64) * (len(uniques) + 1) + period_codes
+    month = month_of[period_codes]  # -1 (missing) indexes the trailing -1
+    # a later row with the same (household_id, period) as an earlier one is a duplicate
+    both = np.flatnonzero((hid_codes >= 0) & (period_codes >= 0))
     duplicate = np.zeros(n, dtype=bool)
-    where = np.flatnonzero(both)
-    if len(where):
-        _, first = np.unique(key[where], return_index=True)
-        duplicate[where] = True
-        duplicate[where[first]] = False
+    if len(both):
+        order = np.lexsort((period_codes[both], hid_codes[both]))  # stable: earlier rows first
+        h, p = hid_codes[both][order], period_codes[both][order]
+        same = (h[1:] == h[:-1]) & (p[1:] == p[:-1])
+        duplicate[both[order[1:][same]]] = True
+    _release_arrow_memory()
     return Keys(n, hid_codes, month, duplicate)
+
+
+def _unified_codes(chunks: list[pa.DictionaryArray]) -> tuple[np.ndarray, list[Any]]:
+    """One code per row (int32, -1 for missing) over chunks' dictionaries, and the dictionary."""
+    unified = pa.chunked_array(chunks).unify_dictionaries()
+    codes = np.empty(sum(len(c) for c in chunks), dtype=np.int32)
+    at = 0
+    for chunk in unified.chunks:
+        m = len(chunk)
+        codes[at : at + m] = chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        at += m
+    dictionary = unified.chunks[0].dictionary.to_pylist() if unified.num_chunks else []
+    return codes, dictionary
+
+
+def _release_arrow_memory() -> None:
+    """Give freed memory back to the system after a chunk: Arrow's pool and the C heap.
+
+    Without it the allocators keep what a chunk used (Arrow's mimalloc, and
+    glibc's heap, whose mmap threshold grows after large frees), and the
+    resident memory of a long run creeps up chunk by chunk.
+    """
+    with contextlib.suppress(Exception):
+        pa.default_memory_pool().release_unused()
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+_LIBC: list[Any] = []
+
+
+def _libc() -> Any:
+    """glibc, with large allocations pinned to mmap (so that freeing them returns memory)."""
+    if not _LIBC:
+        libc = None
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6")
+            libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD: fixed, not raised by large frees
+        _LIBC.append(libc)
+    return _LIBC[0]
 
 
 def _as_string(a: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -363,11 +411,6 @@ def _as_string(a: pa.Array | pa.ChunkedArray) -> pa.Array:
         return a.cast(pa.string())
     # not text (e.g. numbers): the validator rejects these rows; keep them apart
     return pa.array([None if v is None else f"\x00{v}" for v in a.to_pylist()], type=pa.string())
-
-
-def _codes(a: pa.ChunkedArray) -> np.ndarray:
-    encoded = pc.dictionary_encode(a.combine_chunks())
-    return encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
 
 
 def _month(period: str | None) -> int:
@@ -625,31 +668,10 @@ def decisions_table(results: list[dict[str, Any]], records: pd.DataFrame) -> pa.
 
 def ledger_entries(results: list[dict[str, Any]], records: pd.DataFrame) -> list[dict[str, Any]]:
     """Ledger entries for decisions, built as the service builds them (``serving.py``)."""
-    from riskml.decisions import _records_as_dicts
+    from riskml.decisions import _records_as_dicts, ledger_entry
 
     recs = _records_as_dicts(records.reset_index(drop=True), np.arange(len(records)))
-    out = []
-    for rec, res in zip(recs, results, strict=True):
-        out.append(
-            {
-                "decision_id": res["decision_id"],
-                "household_id": res["household_id"],
-                "period": res["period"],
-                "county_code": rec["county_code"],
-                "village_code": rec["village_code"],
-                "model_name": res["model_name"],
-                "model_version": res["model_version"],
-                "rules_version": res["rules_version"],
-                "score": res["score"],
-                "risk_level": res["risk_level"],
-                "flagged": res["flagged"],
-                "flagged_by": ",".join(res["flagged_by"]),
-                "record": rec,
-                "result": {k: v for k, v in res.items() if k != "contributions"},
-                "contributions": res.get("contributions"),
-            }
-        )
-    return out
+    return [ledger_entry(rec, res) for rec, res in zip(recs, results, strict=True)]
 
 
 # --------------------------------------------------------------------------- worker processes
@@ -665,6 +687,7 @@ def _init_worker(
     with_ledger: bool,
     numba_threads: int,
 ) -> None:
+    _libc()
     if numba_threads:
         with contextlib.suppress(Exception):
             import numba
@@ -689,11 +712,14 @@ def _validate_task(
     """Valid mask and the rejected rows (input columns + ``row`` local + ``reasons``)."""
     df = typed_frame(batch, from_csv)
     valid, bad, reasons = validate_chunk(df, duplicate)
+    del df
     if not bad:
+        _release_arrow_memory()
         return valid, None
     rej = pa.Table.from_batches([batch]).take(pa.array(bad, type=pa.int64()))
     rej = rej.add_column(0, "row", pa.array(bad, type=pa.int64()))
     rej = rej.append_column("reasons", pa.array(reasons, type=pa.string()))
+    _release_arrow_memory()
     return valid, rej
 
 
@@ -705,6 +731,7 @@ def _score_task(
     prev = previous_frame(previous) if previous is not None else None
     table, entries = scorer.score(records, prev)
     red = int(pc.sum(pc.equal(table["risk_level"], "red")).as_py() or 0)
+    _release_arrow_memory()
     return table, entries, red
 
 
@@ -795,6 +822,7 @@ def score_file(
     and 0 below (starting workers costs seconds).
     """
     t_start = time.perf_counter()
+    _libc()
     if explain not in EXPLAIN_MODES:
         raise ValueError(f"explain must be one of {EXPLAIN_MODES}, got {explain!r}")
     if chunk_rows < 1:
@@ -887,6 +915,7 @@ def score_file(
             done += m
             report("validate", done, n)
         rej_writer.close()
+        _release_arrow_memory()
         summary.valid = int(valid.sum())
         summary.rejected = n - summary.valid
         summary.timings["validate"] = time.perf_counter() - t
@@ -958,6 +987,8 @@ def score_file(
                     summary.ledger_rows += len(block)
                     transactions += 1
             done_rows += table.num_rows
+            del table, entries
+            _release_arrow_memory()
             report("score", done_rows, summary.valid)
         writer.close()
         summary.timings["score"] = time.perf_counter() - t

@@ -85,6 +85,31 @@ def _records_as_dicts(records: pd.DataFrame, rows: np.ndarray) -> list[dict[str,
     return [dict(zip(FIELD_NAMES, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
+def ledger_entry(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """The decision ledger's entry for one decision: the record as received and its result.
+
+    One builder for the service, batch scoring and the tests, so every ledger row has
+    the same shape whoever wrote it.
+    """
+    return {
+        "decision_id": result["decision_id"],
+        "household_id": result["household_id"],
+        "period": result["period"],
+        "county_code": record["county_code"],
+        "village_code": record["village_code"],
+        "model_name": result["model_name"],
+        "model_version": result["model_version"],
+        "rules_version": result["rules_version"],
+        "score": result["score"],
+        "risk_level": result["risk_level"],
+        "flagged": result["flagged"],
+        "flagged_by": ",".join(result["flagged_by"]),
+        "record": record,
+        "result": {k: v for k, v in result.items() if k != "contributions"},
+        "contributions": result.get("contributions"),
+    }
+
+
 def monitoring_type(
     formerly_poor: Any, below_line: bool, flagged: bool, sudden: bool
 ) -> str | None:

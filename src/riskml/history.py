@@ -54,3 +54,28 @@ def previous_from_panel(panel: pd.DataFrame, max_gap: int = MAX_GAP_MONTHS) -> p
             with contextlib.suppress(TypeError, ValueError):
                 out[col] = out[col].astype(panel[col].dtype)
     return out
+
+
+def previous_from_ledger(ledger, records: pd.DataFrame) -> pd.DataFrame | None:
+    """The online previous period: each household's latest stored record before this period.
+
+    ``ledger`` is a ``riskml.ledger.Ledger`` (one query for all keys). Records older than
+    ``MAX_GAP_MONTHS`` are not used, as in ``previous_from_panel``. None when no household
+    has one.
+    """
+    from riskml import schema
+
+    keys = list(
+        zip(records["household_id"].astype(str), records["period"].astype(str), strict=True)
+    )
+    found = ledger.previous_records(keys)
+    if not found:
+        return None
+    rows = []
+    for key in keys:
+        prev = found.get(key)
+        if prev is not None and within_gap(key[1], prev.get("period")):
+            rows.append({f: prev.get(f) for f in schema.FIELD_NAMES})
+        else:
+            rows.append(dict.fromkeys(schema.FIELD_NAMES))
+    return schema.records_to_frame(rows)

@@ -102,7 +102,7 @@ from riskml.evaluate import (
     selection_metrics,
     top_k_mask,
 )
-from riskml.history import within_gap
+from riskml.history import previous_from_ledger
 from riskml.label import spend_adjusted_pc_income
 from riskml.periods import shift_period, year_of
 
@@ -471,21 +471,8 @@ def _records(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def previous_for(ledger: Any, records: pd.DataFrame) -> pd.DataFrame | None:
-    """The previous-period records the service would have used (ledger lookup + 12-month gap)."""
-    keys = list(
-        zip(records["household_id"].astype(str), records["period"].astype(str), strict=True)
-    )
-    found = ledger.previous_records(keys)
-    if not found:
-        return None
-    rows = []
-    for key in keys:
-        prev = found.get(key)
-        if prev is not None and within_gap(key[1], prev.get("period")):
-            rows.append({f: prev.get(f) for f in schema.FIELD_NAMES})
-        else:
-            rows.append(dict.fromkeys(schema.FIELD_NAMES))
-    return schema.records_to_frame(rows)
+    """The previous-period records the service would have used (``history.previous_from_ledger``)."""
+    return previous_from_ledger(ledger, records)
 
 
 # =========================================================================== drift pieces

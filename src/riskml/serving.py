@@ -22,12 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from riskml import config, schema
 from riskml.access import KeyStore, Principal, default_keys_file
-from riskml.decisions import ModelInfo, decide
-from riskml.history import within_gap
+from riskml.decisions import ModelInfo, decide, ledger_entry
+from riskml.history import previous_from_ledger
 from riskml.ledger import Ledger, LedgerError
 from riskml.model import RiskModel
 from riskml.rules import RuleSet
@@ -321,31 +319,11 @@ class ScoringService:
                 },
             )
         records = schema.records_to_frame(models)
-        previous = self._previous(records)
+        previous = previous_from_ledger(self.ledger, records)
         info = ModelInfo(loaded.info["name"], str(loaded.info["version"]))
         results = decide(records, previous, loaded.model, self.ruleset, info, explain=explain)
         request_id = uuid.uuid4().hex
-        entries = []
-        for rec, res in zip(households, results, strict=True):
-            entries.append(
-                {
-                    "decision_id": res["decision_id"],
-                    "household_id": res["household_id"],
-                    "period": res["period"],
-                    "county_code": rec["county_code"],
-                    "village_code": rec["village_code"],
-                    "model_name": res["model_name"],
-                    "model_version": res["model_version"],
-                    "rules_version": res["rules_version"],
-                    "score": res["score"],
-                    "risk_level": res["risk_level"],
-                    "flagged": res["flagged"],
-                    "flagged_by": ",".join(res["flagged_by"]),
-                    "record": rec,
-                    "result": {k: v for k, v in res.items() if k != "contributions"},
-                    "contributions": res.get("contributions"),
-                }
-            )
+        entries = [ledger_entry(rec, res) for rec, res in zip(households, results, strict=True)]
         try:
             self.ledger.record(
                 entries, caller=f"{principal.role}:{principal.id}", request_id=request_id
@@ -386,22 +364,6 @@ class ScoringService:
         if explain not in EXPLAIN_MODES:
             problems.append(_problem(None, "explain", f"must be one of {list(EXPLAIN_MODES)}"))
         return problems
-
-    def _previous(self, records: pd.DataFrame) -> pd.DataFrame | None:
-        keys = list(
-            zip(records["household_id"].astype(str), records["period"].astype(str), strict=True)
-        )
-        found = self.ledger.previous_records(keys)
-        if not found:
-            return None
-        rows = []
-        for key in keys:
-            prev = found.get(key)
-            if prev is not None and within_gap(key[1], prev.get("period")):
-                rows.append({f: prev.get(f) for f in schema.FIELD_NAMES})
-            else:
-                rows.append(dict.fromkeys(schema.FIELD_NAMES))
-        return schema.records_to_frame(rows)
 
     # ---------------------------------------------------------------- reading decisions
     def decision(self, decision_id: str, authorization: str | None) -> Reply:

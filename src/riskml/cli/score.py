@@ -65,7 +65,7 @@ def score(
         None, help="Spark master URL (default local[*]); only with --engine spark"
     ),
     chunk_rows: int = typer.Option(
-        100_000, "--chunk-rows", min=1, help="rows per chunk (local) or per Arrow batch (Spark)"
+        50_000, "--chunk-rows", min=1, help="rows per chunk (local) or per Arrow batch (Spark)"
     ),
     workers: int | None = typer.Option(
         None, min=0, help="worker processes (local; default one per CPU from 50,000 rows, 0: none)"
