@@ -79,7 +79,7 @@ from riskml.model import RiskModel
 from riskml.rules import RuleSet
 
 DEFAULT_CHUNK_ROWS = 50_000
-DECIDE_ROWS = 25_000  # records per decide() call inside a chunk (bounds the result dicts)
+DECIDE_ROWS = 10_000  # records per decide() call inside a chunk (bounds the result dicts)
 LEDGER_ROWS = 25_000  # decisions per ledger transaction
 AUTO_WORKERS_ROWS = 50_000  # workers=None: worker processes from this many input rows
 EXPLAIN_MODES = ("flagged", "all", "none")

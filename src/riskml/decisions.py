@@ -12,7 +12,7 @@ and the reasons); everything else is computed for the whole frame at once. The
 model's margins and exact TreeSHAP contributions come from ``TreeEngine``, a
 compiled (numba) evaluator of the LightGBM booster: the same trees, margins
 equal to LightGBM's bit for bit, contributions equal to LightGBM's
-``pred_contrib`` (TreeSHAP) to rounding, about 20× faster than it for
+``pred_contrib`` (TreeSHAP) to rounding, about 15–20× faster than it for
 explanations. It checks itself against LightGBM when it is built for a model
 and falls back to LightGBM if anything differs.
 """
