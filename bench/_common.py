@@ -46,3 +46,26 @@ def panel_100k(households: int = 100_000, years: int = 7, seed: int = 7):
     panel = simulate_panel(households=households, years=years, seed=seed)
     write_table(panel, PANEL_100K)
     return panel
+
+
+def rss_tree_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants (from /proc), in kB."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        stack.extend(children.get(p, []))
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total

@@ -24,33 +24,10 @@ import threading
 import time
 from pathlib import Path
 
-from _common import ROOT, write
+from _common import ROOT, rss_tree_kb, write
 from bench_score import BENCH_DIR, MODEL_DIR, bench_model
 
 HOUSEHOLDS_PER_ROW = 1 / 6.9  # the simulator gives about 6.9 records per household over 7 years
-
-
-def _rss_tree_kb(pid: int) -> int:
-    """Resident memory of a process and all its descendants (from /proc), in kB."""
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(d.name))
-    total, stack = 0, [pid]
-    while stack:
-        p = stack.pop()
-        stack.extend(children.get(p, []))
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 def big_input(rows: int, piece_households: int, seed: int = 101) -> Path:
@@ -122,7 +99,7 @@ def main() -> None:
     def sample() -> None:
         nonlocal peak_kb
         while not done.is_set():
-            peak_kb = max(peak_kb, _rss_tree_kb(proc.pid))
+            peak_kb = max(peak_kb, rss_tree_kb(proc.pid))
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)

@@ -24,30 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _common import ROOT, write
-
-
-def _rss_tree_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants (from /proc), in MB."""
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(d.name))
-    total, stack = 0, [pid]
-    while stack:
-        p = stack.pop()
-        stack.extend(children.get(p, []))
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
+from _common import ROOT, rss_tree_kb, write
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> float:
@@ -125,7 +102,7 @@ def main() -> None:
         batch_hps = sum(len(json.loads(b)["households"]) for b in batches) / (
             time.perf_counter() - t0
         )
-        rss = _rss_tree_mb(srv.proc.pid)
+        rss = rss_tree_kb(srv.proc.pid) / 1024
     finally:
         srv.stop()
 
