@@ -247,6 +247,17 @@ def test_chunk_size_does_not_change_the_output(tmp_path, model, ruleset, panel):
     assert (s1.valid, s1.rejected, s1.flagged) == (s2.valid, s2.rejected, s2.flagged)
 
 
+def test_row_order_of_the_input_does_not_matter(tmp_path, model, ruleset, panel):
+    shuffled = panel.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    src = tmp_path / "shuffled.parquet"
+    shuffled.to_parquet(src, index=False)
+    s, out, _ = _score(tmp_path, src, model, ruleset, chunk_rows=600)
+    key = ["household_id", "period"]
+    ref = _reference(panel, model, ruleset).sort_values(key).reset_index(drop=True)
+    _same(out.sort_values(key), ref)
+    assert s.with_previous > 0.7 * len(panel)  # about half come after their successor here
+
+
 def test_worker_processes_give_the_same_output(tmp_path, model, ruleset, panel):
     src = tmp_path / "panel.parquet"
     panel.iloc[:1500].to_parquet(src, index=False)

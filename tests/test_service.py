@@ -275,12 +275,19 @@ def test_metrics_count_flags_by_rule_and_level(server):
 
 
 def test_reload_switches_version_without_a_failed_request(
-    server, records, keys, trained, small_config
+    server, records, keys, trained, small_config, registered
 ):
     from riskml import registry
 
     registry.log_training_run(trained, small_config)  # version 2: challenger
     registry.set_champion(small_config.model_name, "2", "test: reload")
+    try:
+        _reload_under_traffic(server, records, keys)
+    finally:  # later tests of the session expect the first version as champion
+        registry.set_champion(small_config.model_name, registered.version, "test: restore")
+
+
+def _reload_under_traffic(server, records, keys) -> None:
     stop = threading.Event()
     statuses: list[int] = []
 

@@ -29,13 +29,15 @@ months (``history.previous_from_panel`` on the valid records; the service
 gets the same record from the ledger, where only valid records are). The
 links are computed from the keys after validation; the numeric fields of a
 previous record are kept from the moment its chunk is read until the chunk
-of the record that needs it: for a file sorted by household (or written
-period after period) that is a small, bounded set. Memory: about 16 bytes per
-input row for the keys and links (10M rows: ~160 MB), plus 240 bytes per
-previous record waiting for its successor (at most one per household: 1.5M
-households ~360 MB in the worst order), plus the chunks in flight. A
-single-period file has no previous periods: lag features are missing, as for
-a household the service has never seen.
+of the record that needs it: for a file sorted by household that is about
+one chunk's worth; for a file written period after period, one period's
+records at most. Memory: about 13 bytes per input row for the whole run
+(validity, links, store index: 10M rows ~130 MB) and ~25 more while the keys
+are read, plus 240 bytes per previous record waiting for its successor (at
+most one per household: 1.5M households ~360 MB in the worst order), plus
+the chunks in flight (``chunk_rows``; ``DECIDE_ROWS`` records per
+``decide`` call). A single-period file has no previous periods: lag features
+are missing, as for a household the service has never seen.
 
 Worker processes (``workers``) validate and decide chunks in parallel; the
 main process reads, keeps the previous-period records, writes the output in
@@ -341,25 +343,39 @@ def scan_keys(path: str | Path, chunk_rows: int) -> Keys:
     if n == 0:
         empty = np.zeros(0, dtype=np.int32)
         return Keys(0, empty, empty, np.zeros(0, dtype=bool))
-    hid_codes, _ = _unified_codes(hids)
+    hid_codes, _ = _unified_codes(hids, with_dictionary=False)
     del hids
     period_codes, uniques = _unified_codes(periods)
     del periods
     month_of = np.array([_month(p) for p in uniques] + [-1], dtype=np.int32)
     month = month_of[period_codes]  # -1 (missing) indexes the trailing -1
-    # a later row with the same (household_id, period) as an earlier one is a duplicate
-    both = np.flatnonzero((hid_codes >= 0) & (period_codes >= 0))
-    duplicate = np.zeros(n, dtype=bool)
-    if len(both):
-        order = np.lexsort((period_codes[both], hid_codes[both]))  # stable: earlier rows first
-        h, p = hid_codes[both][order], period_codes[both][order]
-        same = (h[1:] == h[:-1]) & (p[1:] == p[:-1])
-        duplicate[both[order[1:][same]]] = True
+    duplicate = _later_repeats(hid_codes, period_codes)
     _release_arrow_memory()
     return Keys(n, hid_codes, month, duplicate)
 
 
-def _unified_codes(chunks: list[pa.DictionaryArray]) -> tuple[np.ndarray, list[Any]]:
+def _later_repeats(hid_codes: np.ndarray, period_codes: np.ndarray) -> np.ndarray:
+    """True for a row whose (household, period) appeared in an earlier row (both present)."""
+    n = len(hid_codes)
+    bits = max(1, int(period_codes.max(initial=0) + 1).bit_length())
+    key = hid_codes.astype(np.int64)
+    key <<= bits
+    key |= period_codes.astype(np.int64) + 1
+    incomplete = np.flatnonzero((hid_codes < 0) | (period_codes < 0))
+    key[incomplete] = -1 - np.arange(len(incomplete))  # never equal to another key
+    del incomplete
+    order = np.argsort(key, kind="stable")  # equal keys keep their row order
+    key = key[order]
+    same = np.flatnonzero(key[1:] == key[:-1])
+    del key
+    duplicate = np.zeros(n, dtype=bool)
+    duplicate[order[same + 1]] = True
+    return duplicate
+
+
+def _unified_codes(
+    chunks: list[pa.DictionaryArray], with_dictionary: bool = True
+) -> tuple[np.ndarray, list[Any]]:
     """One code per row (int32, -1 for missing) over chunks' dictionaries, and the dictionary."""
     unified = pa.chunked_array(chunks).unify_dictionaries()
     codes = np.empty(sum(len(c) for c in chunks), dtype=np.int32)
@@ -368,7 +384,9 @@ def _unified_codes(chunks: list[pa.DictionaryArray]) -> tuple[np.ndarray, list[A
         m = len(chunk)
         codes[at : at + m] = chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False)
         at += m
-    dictionary = unified.chunks[0].dictionary.to_pylist() if unified.num_chunks else []
+    dictionary = (
+        unified.chunks[0].dictionary.to_pylist() if with_dictionary and unified.num_chunks else []
+    )
     return codes, dictionary
 
 
@@ -478,29 +496,40 @@ class Links:
 
 
 def link_previous(keys: Keys, valid: np.ndarray, max_gap: int = MAX_GAP_MONTHS) -> Links:
-    """``history.previous_from_panel`` on the valid rows, as positions in the input."""
+    """``history.previous_from_panel`` on the valid rows, as positions in the input.
+
+    One stable sort of a composite key (household code, month) over the valid
+    rows; about 20 bytes a row while it runs.
+    """
     n = keys.n
     index = np.int32 if n < 2**31 - 1 else np.int64
     previous = np.full(n, -1, dtype=index)
     successor = np.full(n, -1, dtype=index)
-    rows = np.flatnonzero(valid)
+    rows = np.flatnonzero(valid).astype(index)
+    forward = np.zeros(0, dtype=np.int64)
     if len(rows) > 1:
-        hh = keys.household[rows]
-        m = keys.month[rows]
-        order = np.lexsort((m, hh))
-        sh, sm = hh[order], m[order]
-        same = np.r_[False, sh[1:] == sh[:-1]]
-        gap = np.r_[0, sm[1:] - sm[:-1]].astype(np.int64)
-        has = same & (gap > 0) & (gap <= max_gap)
-        at = np.flatnonzero(has)
-        consumer = rows[order[at]]
-        producer = rows[order[at - 1]]
+        month = keys.month[rows].astype(np.int64)
+        low = int(month.min())
+        bits = max(1, int(month.max() - low).bit_length())
+        key = keys.household[rows].astype(np.int64)
+        key <<= bits
+        key |= month - low
+        del month
+        order = np.argsort(key, kind="stable").astype(index)
+        key = key[order]  # sorted: households together, months rising
+        gap = np.diff(key)  # the month gap where two neighbours are the same household
+        key >>= bits
+        same = key[1:] == key[:-1]
+        del key
+        has = np.flatnonzero(same & (gap > 0) & (gap <= max_gap))
+        del same, gap
+        consumer = rows[order[has + 1]]
+        producer = rows[order[has]]
+        del order, has
         previous[consumer] = producer
         successor[producer] = consumer
-        forward = producer[producer > consumer]
-    else:
-        forward = np.zeros(0, dtype=np.int64)
-    return Links(previous, successor, np.sort(forward))
+        forward = np.sort(producer[producer > consumer]).astype(np.int64)
+    return Links(previous, successor, forward)
 
 
 class PreviousStore:

@@ -356,14 +356,14 @@ class TreeEngine:
         X = self._matrix(X)
         out = np.zeros(len(X))
         if len(X):
-            _margin_kernel(X, *self._trees, self._paths[2], out)
+            _launch(_margin_kernel, X, *self._trees, self._paths[2], out)
         return out
 
     def contrib(self, X: np.ndarray) -> np.ndarray:
         X = self._matrix(X)
         out = np.zeros((len(X), self.num_features + 1))
         if len(X):
-            _contrib_kernel(X, *self._trees, *self._paths, out)
+            _launch(_contrib_kernel, X, *self._trees, *self._paths, out)
             out[:, -1] = self.bias
         return out
 
@@ -571,6 +571,25 @@ class TreeEngine:
 
 class _Unsupported(Exception):
     pass
+
+
+_LAUNCH_LOCK = threading.Lock()
+_SERIALISE: list[bool] = []  # [True] when numba's threading layer is not thread-safe
+
+
+def _launch(kernel: Any, *args: Any) -> None:
+    """Run a parallel kernel; one at a time if numba's threading layer is "workqueue".
+
+    The service may decide in several threads at once: the OpenMP and TBB
+    layers allow that, numba's fallback "workqueue" layer does not.
+    """
+    if _SERIALISE and not _SERIALISE[0]:
+        kernel(*args)
+        return
+    with _LAUNCH_LOCK:
+        kernel(*args)
+        if not _SERIALISE:
+            _SERIALISE.append(_numba is not None and _numba.threading_layer() == "workqueue")
 
 
 def _model_text(booster: Any) -> str:
