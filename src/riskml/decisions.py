@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from riskml import rules as policy_rules
-from riskml.features import build_features
+from riskml.columns import Columns, as_columns
+from riskml.features import feature_matrix
 from riskml.model import Explanation, RiskModel
 from riskml.reasons import risk_types_from_contributions, top_reasons
 from riskml.risk_types import measures_for
@@ -141,8 +142,8 @@ def new_decision_ids(n: int) -> list[str]:
 
 # --------------------------------------------------------------------------- decide
 def decide(
-    records: pd.DataFrame,
-    previous: pd.DataFrame | None,
+    records: pd.DataFrame | Columns,
+    previous: pd.DataFrame | Columns | None,
     model: RiskModel,
     ruleset: policy_rules.RuleSet,
     info: ModelInfo,
@@ -150,7 +151,11 @@ def decide(
     reasons_k: int = 5,
     with_contributions: bool = True,
 ) -> list[dict[str, Any]]:
-    """A contract result per record (same order). ``records`` are canonical (``schema.coerce_frame``).
+    """A contract result per record (same order).
+
+    ``records`` are canonical (``schema.coerce_frame``), or ``Columns`` (the
+    service builds them from the validated JSON records, which the reasons
+    then quote as received).
 
     ``previous`` is each record's previous period (aligned row by row, missing
     where unknown): ``history.previous_from_panel`` in batch, the ledger online.
@@ -158,19 +163,18 @@ def decide(
     n = len(records)
     if n == 0:
         return []
-    records = records.reset_index(drop=True)
-    if previous is not None:
-        previous = previous.reset_index(drop=True)
-    fields = records[list(FIELD_NAMES)]
-    X = build_features(fields, previous, model.lines)[list(model.feature_names)]
-    X_arr = np.ascontiguousarray(X.to_numpy(dtype=np.float64))
+    frame = records.reset_index(drop=True) if isinstance(records, pd.DataFrame) else None
+    cols = as_columns(records)
+    prev = as_columns(previous)
+    names = list(model.feature_names)
+    X_arr = feature_matrix(cols, prev, model.lines, names)
     score = model.calibrate(model_margin(model, X_arr))
     level = model.risk_level(score)
-    rr = policy_rules.evaluate(fields, ruleset, model.lines, previous=previous)
+    rr = policy_rules.evaluate(cols, ruleset, model.lines, previous=prev)
     by_rules = np.asarray(rr.flagged, dtype=bool)
     by_model = score >= model.thresholds.flag
     flagged = by_rules | by_model
-    below_line = X["pc_income_to_line"].to_numpy() < 1.0
+    below_line = X_arr[:, names.index("pc_income_to_line")] < 1.0
     red_rules = np.array([r.level == "red" for r in rr.rules], dtype=bool)
     if red_rules.any():
         red_rule = (rr.fired_matrix[:, red_rules]).any(axis=1)
@@ -189,18 +193,20 @@ def decide(
     contrib_of = {int(r): j for j, r in enumerate(explain_rows)}
 
     need_dicts = np.union1d(explain_rows, np.flatnonzero(flagged)).astype(int)
-    record_dicts = dict(
-        zip(need_dicts.tolist(), _records_as_dicts(records, need_dicts), strict=True)
-    )
-    names = list(X.columns)
+    if cols.records is not None:  # the records as received: quote their values exactly
+        record_dicts = {i: cols.records[i] for i in need_dicts.tolist()}
+    else:
+        record_dicts = dict(
+            zip(need_dicts.tolist(), _records_as_dicts(frame, need_dicts), strict=True)
+        )
     feature_rows = (
         [dict(zip(names, row, strict=True)) for row in X_arr[explain_rows].tolist()]
         if len(explain_rows)
         else []
     )
 
-    hid = records["household_id"].astype(str).tolist()
-    period = records["period"].astype(str).tolist()
+    hid = [str(h) for h in cols["household_id"].tolist()]
+    period = [str(p) for p in cols["period"].tolist()]
     score_list = score.tolist()
     flagged_list = flagged.tolist()
     by_rules_list = by_rules.tolist()

@@ -10,11 +10,13 @@ features: a score must not move when only household_id or village_code change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
-from riskml.label import INCOME_FIELDS, net_income
-from riskml.periods import year_of
+from riskml.columns import Columns, as_columns
+from riskml.label import INCOME_FIELDS
 from riskml.reference import ReferenceLines
 from riskml.schema import FIELDS
 
@@ -85,21 +87,7 @@ FEATURE_NAMES: tuple[str, ...] = RAW_FEATURES + DERIVED_FEATURES
 RATIO_CAP = 10.0
 
 _NUMERIC_FIELDS = tuple(f.name for f in FIELDS if f.kind != "str")
-
-
-def _f(df: pd.DataFrame, col: str) -> np.ndarray:
-    """A column as float64 with NaN for missing (booleans as 0/1).
-
-    Reads the column's array directly: per-column pandas conversions cost more
-    than the arithmetic when a request holds one record.
-    """
-    arr = df[col].array
-    if isinstance(arr, np.ndarray) and arr.dtype == np.float64:
-        return arr
-    try:
-        return arr.to_numpy(dtype="float64", na_value=np.nan)
-    except (TypeError, ValueError, AttributeError):
-        return pd.to_numeric(df[col], errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+_REQUIRED = ("county_code", "period", *_NUMERIC_FIELDS)
 
 
 def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -118,14 +106,20 @@ def _ratio_to_income(spend: np.ndarray, income: np.ndarray) -> np.ndarray:
     return r
 
 
-def _core(df: pd.DataFrame, line: np.ndarray) -> dict[str, np.ndarray]:
+def _net_income(c: Columns) -> np.ndarray:
+    """``label.net_income`` on arrays: missing when any component is missing."""
+    parts = [c.floats(name) for name in INCOME_FIELDS]
+    return parts[0] + parts[1] + parts[2] + parts[3]
+
+
+def _core(c: Columns, line: np.ndarray) -> dict[str, np.ndarray]:
     """Per-period features that also serve as the basis of change features."""
-    size = _f(df, "household_size")
-    labor = _f(df, "labor_count")
-    net = net_income(df).to_numpy(dtype="float64", na_value=np.nan)
+    size = c.floats("household_size")
+    labor = c.floats("labor_count")
+    net = _net_income(c)
     pc = net / size
-    months = _f(df, "months_employed")
-    medical = _f(df, "medical_expense")
+    months = c.floats("months_employed")
+    medical = c.floats("medical_expense")
     with np.errstate(divide="ignore", invalid="ignore"):
         intensity = np.where(
             labor > 0, months / (12.0 * labor), np.where(np.isnan(labor), np.nan, 0.0)
@@ -166,32 +160,35 @@ def join_previous(records: pd.DataFrame, previous: pd.DataFrame | None) -> pd.Da
     return out
 
 
-def local_lines(records: pd.DataFrame, lines: ReferenceLines) -> pd.DataFrame:
+def local_lines(records: pd.DataFrame | Columns, lines: ReferenceLines) -> pd.DataFrame:
     """Monitoring and dibao lines for each record's province and year."""
-    province = records["county_code"].astype(str).str.slice(0, 2)
-    return lines.for_frame(province, year_of(records["period"]))
+    c = as_columns(records)
+    mon, dib = lines.line_arrays(c.province(), c.year())
+    return pd.DataFrame({"monitoring_line": mon, "dibao_line": dib})
 
 
-def build_features(
-    records: pd.DataFrame,
-    previous: pd.DataFrame | None,
+def feature_arrays(
+    records: pd.DataFrame | Columns,
+    previous: pd.DataFrame | Columns | None,
     lines: ReferenceLines,
-) -> pd.DataFrame:
-    """The model's feature frame (columns ``FEATURE_NAMES``, float64, NaN for missing)."""
-    n = len(records)
-    ref = local_lines(records, lines)
-    line = ref["monitoring_line"].to_numpy(dtype="float64")
-    dibao_line = ref["dibao_line"].to_numpy(dtype="float64")
-    out: dict[str, np.ndarray] = {name: _f(records, name) for name in RAW_FEATURES}
+) -> dict[str, np.ndarray]:
+    """Every feature of ``FEATURE_NAMES`` as a float64 array (NaN for missing), by name."""
+    c = as_columns(records)
+    lacking = [name for name in _REQUIRED if name not in c]
+    if lacking:
+        raise ValueError(f"records lack field(s) the features need: {', '.join(lacking)}")
+    n = len(c)
+    line, dibao_line = lines.line_arrays(c.province(), c.year())
+    out: dict[str, np.ndarray] = {name: c.floats(name) for name in RAW_FEATURES}
 
-    cur = _core(records, line)
+    cur = _core(c, line)
     size, labor = cur["household_size"], cur["labor_count"]
     net = cur["net"]
     pc = net / size
-    medical = _f(records, "medical_expense")
-    education = _f(records, "education_expense")
-    loss = _f(records, "disaster_loss")
-    parts = {c: _f(records, c) for c in INCOME_FIELDS}
+    medical = c.floats("medical_expense")
+    education = c.floats("education_expense")
+    loss = c.floats("disaster_loss")
+    parts = {name: c.floats(name) for name in INCOME_FIELDS}
     gross = (
         parts["income_wage"] + np.maximum(parts["income_business"], 0) + parts["income_property"]
     )
@@ -212,40 +209,43 @@ def build_features(
     out["medical_pc_to_line"] = cur["medical_pc_to_line"]
     out["education_pc_to_line"] = education / size / line
     out["loss_pc_to_line"] = loss / size / line
-    out["debt_pc_to_line"] = _f(records, "debt") / size / line
-    out["dependency_ratio"] = (_f(records, "elderly_count") + _f(records, "children_count")) / size
+    out["debt_pc_to_line"] = c.floats("debt") / size / line
+    out["dependency_ratio"] = (c.floats("elderly_count") + c.floats("children_count")) / size
     out["labor_share"] = labor / size
     out["employment_intensity"] = cur["employment_intensity"]
-    out["migrant_share"] = np.where(
-        labor > 0, _safe_div(_f(records, "migrant_workers"), labor), 0.0
-    )
+    out["migrant_share"] = np.where(labor > 0, _safe_div(c.floats("migrant_workers"), labor), 0.0)
     out["migrant_share"][np.isnan(labor)] = np.nan
-    ill = _f(records, "chronic_ill_count")
-    insured = _f(records, "medical_insured")
+    ill = c.floats("chronic_ill_count")
+    insured = c.floats("medical_insured")
     out["uninsured_ill"] = np.where(
         np.isnan(ill) | np.isnan(insured), np.nan, (ill > 0) & (insured == 0)
     )
     gaps = np.stack(
         [
-            1 - _f(records, "housing_safe"),
-            1 - _f(records, "water_safe"),
-            _f(records, "dropout"),
+            1 - c.floats("housing_safe"),
+            1 - c.floats("water_safe"),
+            c.floats("dropout"),
             1 - insured,
         ]
     )
     # counts the known gaps; NaN only when none of the four is known
-    out["guarantee_gaps"] = np.where(np.isnan(gaps).all(axis=0), np.nan, np.nansum(gaps, axis=0))
+    known_gaps = ~np.isnan(gaps)
+    out["guarantee_gaps"] = np.where(
+        known_gaps.any(axis=0), np.where(known_gaps, gaps, 0.0).sum(axis=0), np.nan
+    )
     out["monitoring_line"] = line
 
-    if previous is None:
+    p = as_columns(previous)
+    if p is None:
         prev_known = np.zeros(n, dtype=bool)
         prev = {k: np.full(n, np.nan) for k in cur}
     else:
-        prev_records = previous.reset_index(drop=True)
-        prev_known = prev_records["household_size"].notna().to_numpy()
+        if len(p) != n:
+            raise ValueError(f"previous has {len(p)} records for {n} records: they must align")
+        prev_known = ~np.isnan(p.floats("household_size"))
         # the previous period's values are compared with today's line: a change in
         # the line alone is not a change in the household
-        prev = _core(prev_records, line)
+        prev = _core(p, line)
     out["has_previous"] = prev_known.astype("float64")
     prev_net = prev["net"]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -256,7 +256,38 @@ def build_features(
     out["d_employment_intensity"] = cur["employment_intensity"] - prev["employment_intensity"]
     out["d_household_size"] = size - prev["household_size"]
     out["d_labor_count"] = labor - prev["labor_count"]
+    return out
 
-    frame = pd.DataFrame({name: np.asarray(out[name], dtype="float64") for name in FEATURE_NAMES})
-    frame.index = records.index
+
+def feature_matrix(
+    records: pd.DataFrame | Columns,
+    previous: pd.DataFrame | Columns | None,
+    lines: ReferenceLines,
+    names: Sequence[str] = FEATURE_NAMES,
+) -> np.ndarray:
+    """The features ``names`` as a C-ordered float64 matrix, one row per record."""
+    arrays = feature_arrays(records, previous, lines)
+    X = np.empty((len(as_columns(records)), len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        X[:, j] = arrays[name]
+    return X
+
+
+def build_features(
+    records: pd.DataFrame | Columns,
+    previous: pd.DataFrame | Columns | None,
+    lines: ReferenceLines,
+) -> pd.DataFrame:
+    """The model's feature frame (columns ``FEATURE_NAMES``, float64, NaN for missing).
+
+    Indexed like ``records`` when it is a frame.
+    """
+    if isinstance(previous, pd.DataFrame):
+        previous = previous.reset_index(drop=True)
+    arrays = feature_arrays(records, previous, lines)
+    frame = pd.DataFrame(
+        {name: np.asarray(arrays[name], dtype="float64") for name in FEATURE_NAMES}
+    )
+    if isinstance(records, pd.DataFrame):
+        frame.index = records.index
     return frame

@@ -13,6 +13,7 @@ import contextlib
 import numpy as np
 import pandas as pd
 
+from riskml.columns import Columns, as_columns
 from riskml.periods import month_index
 
 MAX_GAP_MONTHS = 12
@@ -56,26 +57,20 @@ def previous_from_panel(panel: pd.DataFrame, max_gap: int = MAX_GAP_MONTHS) -> p
     return out
 
 
-def previous_from_ledger(ledger, records: pd.DataFrame) -> pd.DataFrame | None:
+def previous_from_ledger(ledger, records: pd.DataFrame | Columns) -> Columns | None:
     """The online previous period: each household's latest stored record before this period.
 
     ``ledger`` is a ``riskml.ledger.Ledger`` (one query for all keys). Records older than
     ``MAX_GAP_MONTHS`` are not used, as in ``previous_from_panel``. None when no household
-    has one.
+    has one; otherwise ``Columns`` aligned with ``records`` (missing where unknown).
     """
-    from riskml import schema
-
-    keys = list(
-        zip(records["household_id"].astype(str), records["period"].astype(str), strict=True)
-    )
+    cols = as_columns(records)
+    keys = [(str(h), str(p)) for h, p in zip(cols["household_id"], cols["period"], strict=True)]
     found = ledger.previous_records(keys)
     if not found:
         return None
-    rows = []
+    rows: list[dict | None] = []
     for key in keys:
         prev = found.get(key)
-        if prev is not None and within_gap(key[1], prev.get("period")):
-            rows.append({f: prev.get(f) for f in schema.FIELD_NAMES})
-        else:
-            rows.append(dict.fromkeys(schema.FIELD_NAMES))
-    return schema.records_to_frame(rows)
+        rows.append(prev if prev is not None and within_gap(key[1], prev.get("period")) else None)
+    return Columns.from_records(rows)

@@ -120,6 +120,30 @@ class ReferenceLines:
             index=province_codes.index if isinstance(province_codes, pd.Series) else None,
         )
 
+    def line_arrays(
+        self, provinces: np.ndarray, years: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(monitoring, dibao) lines per record from integer province codes and years.
+
+        One dictionary look-up per distinct (province, year); raises
+        MissingReferenceError naming every missing pair.
+        """
+        n = len(provinces)
+        if n == 0:
+            return np.zeros(0), np.zeros(0)
+        key = np.asarray(provinces, dtype=np.int64) * 10000 + np.asarray(years, dtype=np.int64)
+        if n <= 8:  # a request: no hashing machinery
+            codes, uniques = np.arange(n), key.tolist()
+        else:
+            codes, uniques = pd.factorize(key)
+        pairs = [(f"{k // 10000:02d}", int(k % 10000)) for k in uniques]
+        found = [self._pairs.get(pair) for pair in pairs]
+        missing = sorted({pair for pair, f in zip(pairs, found, strict=True) if f is None})
+        if missing:
+            raise MissingReferenceError(self._missing_message(missing))
+        values = np.array(found, dtype=np.float64).reshape(-1, 2)[codes]
+        return values[:, 0].copy(), values[:, 1].copy()
+
     def _missing_message(self, keys: list[tuple[str, int]]) -> str:
         shown = ", ".join(
             f"province {p} ({PROVINCES.get(p, ('unknown', 'unknown'))[1]}) year {y}"

@@ -52,8 +52,9 @@ import pandas as pd
 import yaml
 
 from riskml import config
+from riskml.columns import Columns, as_columns
 from riskml.label import INCOME_FIELDS
-from riskml.reference import MissingReferenceError, ReferenceLines, default_lines
+from riskml.reference import ReferenceLines, default_lines
 from riskml.regions import PROVINCES
 from riskml.risk_types import RISK_TYPE_CODES, RISK_TYPES
 from riskml.schema import FIELD_NAMES, FIELDS, records_to_frame
@@ -898,8 +899,8 @@ class _Context:
 
     def __init__(
         self,
-        df: pd.DataFrame,
-        previous: pd.DataFrame | None,
+        df: Columns,
+        previous: Columns | None,
         lines: ReferenceLines,
         on: Any,
     ):
@@ -907,17 +908,8 @@ class _Context:
         self.previous = previous
         self.n = len(df)
         self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        # province (as int) per row, from a factorised county code
-        codes, uniques = pd.factorize(df["county_code"], use_na_sentinel=True)
-        if (codes < 0).any():
-            raise ValueError("county_code is missing in some records")
-        uprov = np.array([int(str(u)[:2]) for u in uniques], dtype=np.int64)
-        self.province = uprov[codes] if self.n else np.zeros(0, dtype=np.int64)
-        pcodes, puniq = pd.factorize(df["period"], use_na_sentinel=True)
-        if (pcodes < 0).any():
-            raise ValueError("period is missing in some records")
-        umonth = np.array([_parse_month(str(u)) for u in puniq], dtype=np.int64)
-        period_month = umonth[pcodes] if self.n else np.zeros(0, dtype=np.int64)
+        self.province = df.province()
+        period_month = df.month()
         self.year = period_month // 12
         if on is None:
             self.month = period_month
@@ -926,30 +918,14 @@ class _Context:
         self._lines = lines
 
     def _line_arrays(self) -> None:
-        key = self.province * 10000 + self.year
-        ukey, inv = np.unique(key, return_inverse=True)
-        prov = [f"{k // 10000:02d}" for k in ukey]
-        year = [int(k % 10000) for k in ukey]
-        try:
-            # few keys (a request, a county): direct lookups are much cheaper than a reindex
-            if len(ukey) > 64:
-                raise MissingReferenceError("use the vectorised lookup")
-            got = [self._lines.lookup(p, y) for p, y in zip(prov, year, strict=True)]
-            mon = np.array([g.monitoring for g in got], dtype=np.float64)
-            dib = np.array([g.dibao for g in got], dtype=np.float64)
-        except MissingReferenceError:
-            # raises naming every missing (province, year) when some are missing
-            frame = self._lines.for_frame(pd.Series(prov, dtype=object), pd.Series(year))
-            mon = frame["monitoring_line"].to_numpy(dtype=np.float64)
-            dib = frame["dibao_line"].to_numpy(dtype=np.float64)
-        for col, u in (("monitoring_line", mon), ("dibao_line", dib)):
-            v = u[inv] if self.n else np.zeros(0)
+        mon, dib = self._lines.line_arrays(self.province, self.year)
+        for col, v in (("monitoring_line", mon), ("dibao_line", dib)):
             self._cache[col] = (v, ~np.isnan(v))
 
-    def _column(self, frame: pd.DataFrame | None, name: str) -> tuple[np.ndarray, np.ndarray]:
-        if frame is None or name not in frame.columns:
+    def _column(self, frame: Columns | None, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if frame is None or name not in frame:
             return np.full(self.n, np.nan), np.zeros(self.n, dtype=bool)
-        v = frame[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        v = frame[name]
         return v, ~np.isnan(v)
 
     def get(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -1260,10 +1236,10 @@ class RuleResults:
 
 
 def evaluate(
-    df: pd.DataFrame,
+    df: pd.DataFrame | Columns,
     ruleset: RuleSet | None = None,
     lines: ReferenceLines | None = None,
-    previous: pd.DataFrame | None = None,
+    previous: pd.DataFrame | Columns | None = None,
     on: Any = None,
 ) -> RuleResults:
     """Evaluate every rule over a frame of canonical records (``schema.coerce_frame`` output).
@@ -1274,7 +1250,8 @@ def evaluate(
     needs). ``on`` (``YYYY-MM`` or a date) fixes the date for effective
     ranges; by default each record's own ``period`` is used. Lines come from
     the province and year of each record's ``period``. Vectorised: no
-    per-row Python work.
+    per-row Python work. ``df`` and ``previous`` may also be ``Columns``
+    (the service's request path).
     """
     ruleset = ruleset if ruleset is not None else default_ruleset()
     lines = lines if lines is not None else default_lines()
@@ -1286,14 +1263,19 @@ def evaluate(
                 needed.add(name)
             else:
                 needed.update(b for b in _base_inputs(name) if b in FIELD_NAMES)
-    lacking = sorted(c for c in needed if c not in df.columns)
+    columns = as_columns(df)
+    lacking = sorted(c for c in needed if c not in columns)
     if lacking:
         raise ValueError(f"records lack column(s) the rules need: {', '.join(lacking)}")
-    if previous is not None and (len(previous) != len(df) or not previous.index.equals(df.index)):
+    index = df.index if isinstance(df, pd.DataFrame) else pd.RangeIndex(len(columns))
+    if previous is not None and (
+        len(previous) != len(columns)
+        or (isinstance(previous, pd.DataFrame) and not previous.index.equals(index))
+    ):
         raise ValueError("previous must be aligned with the records: same length and index")
 
-    ctx = _Context(df, previous, lines, on)
-    n, nr = len(df), len(rules)
+    ctx = _Context(columns, as_columns(previous), lines, on)
+    n, nr = len(columns), len(rules)
     fired = np.zeros((n, nr), dtype=bool, order="F")
     evaluated = np.zeros((n, nr), dtype=bool, order="F")
     active = np.zeros((n, nr), dtype=bool, order="F")
@@ -1338,7 +1320,7 @@ def evaluate(
         rts.append(_risk_type_index(ctx, r))
 
     return RuleResults(
-        df.index,
+        index,
         rules,
         ruleset.version,
         fired,
@@ -1424,11 +1406,11 @@ def evaluate_record(
 ) -> list[dict[str, Any]]:
     """The fired rules of one record (same dicts as ``RuleResults.for_row``).
 
-    Built on :func:`evaluate` over a one-row frame, so single and batch agree.
+    Built on :func:`evaluate` over one record's columns, so single and batch agree.
     """
-    df = records_to_frame([dict(record)])
-    prev = previous_frame([previous], df.index) if previous is not None else None
-    return evaluate(df, ruleset, lines, prev, on).for_row(0)
+    records = Columns.from_records([dict(record)])
+    prev = Columns.from_records([dict(previous)]) if previous is not None else None
+    return evaluate(records, ruleset, lines, prev, on).for_row(0)
 
 
 # --------------------------------------------------------------------------- baseline

@@ -24,6 +24,7 @@ from typing import Any
 
 from riskml import config, schema
 from riskml.access import KeyStore, Principal, default_keys_file
+from riskml.columns import Columns
 from riskml.decisions import ModelInfo, decide, ledger_entry
 from riskml.history import previous_from_ledger
 from riskml.ledger import Ledger, LedgerError
@@ -318,7 +319,8 @@ class ScoringService:
                     ],
                 },
             )
-        records = schema.records_to_frame(models)
+        # strictly validated: the JSON values are the record (no coercion happened)
+        records = Columns.from_records(households)
         previous = previous_from_ledger(self.ledger, records)
         info = ModelInfo(loaded.info["name"], str(loaded.info["version"]))
         results = decide(records, previous, loaded.model, self.ruleset, info, explain=explain)
