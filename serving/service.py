@@ -15,8 +15,9 @@ from typing import Any  # noqa: E402
 
 import bentoml  # noqa: E402
 
+# light at import: BentoML's supervisor process imports this module for its configuration
+# only; the model, the ledger and the pages load in the worker (HouseholdRisk.__init__)
 from riskml import web  # noqa: E402
-from riskml.serving import ScoringService  # noqa: E402
 
 FLAGS = bentoml.metrics.Counter(
     name="riskml_flags",
@@ -50,6 +51,8 @@ def _count(results: list[dict[str, Any]]) -> None:
 @bentoml.asgi_app(web.app, path="/")
 class HouseholdRisk:
     def __init__(self) -> None:
+        from riskml.serving import ScoringService
+
         web.install_log_redaction()
         self.core = ScoringService(on_decisions=_count)
         web.bind(self.core)
@@ -71,4 +74,5 @@ class HouseholdRisk:
 
 
 HouseholdRisk.add_asgi_middleware(web.ProbeMiddleware)
+HouseholdRisk.add_asgi_middleware(web.KeyRequiredMiddleware)
 HouseholdRisk.add_asgi_middleware(web.AccessLogMiddleware)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 import threading
 import time
@@ -70,11 +71,11 @@ def ledger(server_env):
     return Ledger(server_env["RISKML_LEDGER_URL"])
 
 
-def test_ready_with_the_champion_from_the_registry(server):
+def test_ready_with_the_champion_from_the_registry(server, keys):
     status, body = server.request("GET", "/readyz")
     assert status == 200, body
     assert body["model"]["source"] == "registry" and body["model"]["alias"] == "champion"
-    status, info = server.request("GET", "/model")
+    status, info = server.request("GET", "/model", token=keys["scorer"])
     assert status == 200 and info["version"] == "1" and 0 < info["thresholds"]["flag"] < 1
     assert info["trained"]["test_period"]
 
@@ -267,11 +268,33 @@ def test_ledger_holds_one_row_per_result_under_concurrency(server, records, keys
     assert ledger.count() == before + n_requests
 
 
-def test_metrics_count_flags_by_rule_and_level(server):
+def _get_text(server, path: str, token: str | None = None) -> tuple[int, str]:
+    import urllib.error
     import urllib.request
 
-    text = urllib.request.urlopen(server.url + "/metrics", timeout=10).read().decode()
+    req = urllib.request.Request(server.url + path)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def test_metrics_count_flags_by_rule_and_level(server, keys):
+    status, text = _get_text(server, "/metrics", keys["scorer"])
+    assert status == 200
     assert "riskml_flags_total" in text and 'kind="level"' in text
+
+
+@pytest.mark.parametrize("path", ["/model", "/metrics", "/docs.json", "/", "/no-such-path"])
+def test_only_the_probes_and_the_pages_answer_without_a_key(server, path):
+    status, text = _get_text(server, path)
+    assert status == 401 and json.loads(text) == {"error": "missing or invalid API key"}
+    assert _get_text(server, path, "rk_wrong")[0] == 401
+    for open_path in ("/healthz", "/readyz", "/livez", "/cw/login"):
+        assert _get_text(server, open_path)[0] == 200, open_path
 
 
 def test_reload_switches_version_without_a_failed_request(

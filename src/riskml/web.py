@@ -11,12 +11,13 @@ import json
 import logging
 import re
 import time
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Header
 from fastapi.responses import JSONResponse
 
-from riskml import pages
-from riskml.serving import Reply, ScoringService
+if TYPE_CHECKING:  # the heavy modules load in the worker, with the service
+    from riskml.serving import Reply, ScoringService
 
 _service: ScoringService | None = None
 access_log = logging.getLogger("riskml.access")
@@ -25,8 +26,24 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 def bind(service: ScoringService) -> None:
+    """Register the worker's service and mount the caseworker pages beside the API."""
     global _service
     _service = service
+    mount_pages()
+
+
+def mount_pages() -> None:
+    """Include the caseworker pages' routes (once).
+
+    Done when the service binds, not at import: BentoML's supervisor imports
+    this module only to read the service's configuration, and the pages pull
+    in the ledger and the model's vocabulary (about 200 MB it never uses).
+    """
+    from riskml import pages
+
+    if pages.router not in _mounted:
+        app.include_router(pages.router)
+        _mounted.append(pages.router)
 
 
 def current() -> ScoringService:
@@ -40,7 +57,7 @@ def respond(reply: Reply) -> JSONResponse:
 
 
 app = FastAPI(title="riskml", docs_url=None, redoc_url=None, openapi_url=None)
-app.include_router(pages.router)
+_mounted: list[object] = []
 
 
 @app.get("/model")
@@ -84,17 +101,63 @@ class ProbeMiddleware:
             and scope["path"] in ("/healthz", "/readyz")
         ):
             if scope["path"] == "/healthz":
-                reply = Reply(200, {"alive": True})
+                status, answer = 200, {"alive": True}
             elif _service is None:
-                reply = Reply(503, {"ready": False, "reason": "starting"})
+                status, answer = 503, {"ready": False, "reason": "starting"}
             else:
                 reply = _service.readiness()
-            body = json.dumps(reply.body).encode()
+                status, answer = reply.status, reply.body
+            body = json.dumps(answer).encode()
             headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
-            await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
+
+
+# answer without a key: the probes, and the caseworker pages (their own login and sessions)
+OPEN_PATHS = ("/healthz", "/readyz", "/livez")
+
+
+class KeyRequiredMiddleware:
+    """Every other path needs a valid API key: /model, /metrics, BentoML's index and docs.
+
+    The endpoints then check the key's role themselves (``ScoringService``); this
+    guard covers what has no check of its own. 401 (with the service's wording)
+    without a valid key; 503 while the service is starting.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in OPEN_PATHS or path == "/cw" or path.startswith("/cw/"):
+            await self.app(scope, receive, send)
+            return
+        if _service is None:
+            status, answer, extra = 503, {"error": "the service is starting"}, []
+        else:
+            header = _header(scope, b"authorization")
+            if _service.authenticate(header) is not None:
+                await self.app(scope, receive, send)
+                return
+            status, answer = 401, {"error": "missing or invalid API key"}
+            extra = [(b"www-authenticate", b"Bearer")]
+        body = json.dumps(answer).encode()
+        headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+        await send({"type": "http.response.start", "status": status, "headers": headers + extra})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
 
 
 _ID_SEGMENT = re.compile(r"/(households|decisions|household)/[^/?]+")
