@@ -24,6 +24,10 @@ $(UV):
 install: $(UV)
 	$(UV) sync --locked --python 3.11
 
+# The Bento's pinned requirements: the lock file's versions, without Spark (the service does not use it).
+serving/requirements.txt: uv.lock $(UV)
+	$(UV) export --frozen --no-dev --no-emit-project --no-hashes --prune pyspark --format requirements-txt -o $@ >/dev/null
+
 # Debian's Chromium and a CJK font for the caseworker pages' browser test (never `playwright install`).
 browser:
 	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi 'wenquanyi\|wqy'; then \
