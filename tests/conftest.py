@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,14 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 @pytest.fixture(scope="session")
 def session_dir() -> Path:
     return _SESSION_DIR
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the session's state folder (kept with RISKML_KEEP_TEST_STATE=1, for debugging)."""
+    if os.environ.get("RISKML_KEEP_TEST_STATE") == "1":
+        print(f"\ntest state kept in {_SESSION_DIR}")
+        return
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
