@@ -104,6 +104,8 @@ def test_score_answers_the_contract(server, records, keys, ledger):
     assert ledger.count() == before + 20
     stored = ledger.get(results[0]["decision_id"])
     assert stored["record"] == records[0] and stored["score"] == pytest.approx(results[0]["score"])
+    for r in results:  # the ledger writes flagged_by as the batch output does
+        assert ledger.get(r["decision_id"])["flagged_by"] == ("+".join(r["flagged_by"]) or None)
 
 
 def test_explain_all_explains_green_households_too(server, records, keys):

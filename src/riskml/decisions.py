@@ -104,7 +104,8 @@ def ledger_entry(record: dict[str, Any], result: dict[str, Any]) -> dict[str, An
         "score": result["score"],
         "risk_level": result["risk_level"],
         "flagged": result["flagged"],
-        "flagged_by": ",".join(result["flagged_by"]),
+        # stored as the batch output writes it: "rules", "model", "rules+model"; null when not flagged
+        "flagged_by": "+".join(result["flagged_by"]) or None,
         "record": record,
         "result": {k: v for k, v in result.items() if k != "contributions"},
         "contributions": result.get("contributions"),
