@@ -94,9 +94,6 @@ class Columns:
     def names(self) -> list[str]:
         return list(self._arrays)
 
-    def get(self, name: str) -> np.ndarray | None:
-        return self._arrays.get(name)
-
     def floats(self, name: str) -> np.ndarray:
         """A numeric field (NaN where missing); all NaN when the records lack the field."""
         arr = self._arrays.get(name)

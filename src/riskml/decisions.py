@@ -164,7 +164,7 @@ def decide(
     n = len(records)
     if n == 0:
         return []
-    frame = records.reset_index(drop=True) if isinstance(records, pd.DataFrame) else None
+    frame = records if isinstance(records, pd.DataFrame) else None
     cols = as_columns(records)
     prev = as_columns(previous)
     names = list(model.feature_names)

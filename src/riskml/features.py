@@ -282,8 +282,6 @@ def build_features(
 
     Indexed like ``records`` when it is a frame.
     """
-    if isinstance(previous, pd.DataFrame):
-        previous = previous.reset_index(drop=True)
     arrays = feature_arrays(records, previous, lines)
     frame = pd.DataFrame(
         {name: np.asarray(arrays[name], dtype="float64") for name in FEATURE_NAMES}

@@ -255,14 +255,6 @@ def _serialize(value: Any) -> str:
     return str(value) if isinstance(value, _JsonText) else _dumps(_plain(value))
 
 
-def _plain_scalar(value: Any) -> Any:
-    """``json.dumps``' fallback for what it cannot encode itself (numpy scalars, pd.NA, dates)."""
-    out = _plain(value)
-    if out is value:  # pragma: no cover - _plain returns plain values or raises
-        raise TypeError(f"a value of type {type(value).__name__} cannot be stored as JSON")
-    return out
-
-
 def _encode(value: Any) -> _JsonText | None:
     """``value`` as JSON text, as ``_plain`` then ``_dumps`` would write it (None stays None).
 
@@ -279,7 +271,7 @@ def _encode(value: Any) -> _JsonText | None:
                 ensure_ascii=False,
                 allow_nan=False,
                 separators=(",", ":"),
-                default=_plain_scalar,
+                default=_plain,  # numpy scalars, pd.NA, dates; TypeError otherwise
             )
         )
     except (ValueError, TypeError):

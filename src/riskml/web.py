@@ -39,11 +39,12 @@ def mount_pages() -> None:
     this module only to read the service's configuration, and the pages pull
     in the ledger and the model's vocabulary (about 200 MB it never uses).
     """
+    global _pages_mounted
     from riskml import pages
 
-    if pages.router not in _mounted:
+    if not _pages_mounted:
         app.include_router(pages.router)
-        _mounted.append(pages.router)
+        _pages_mounted = True
 
 
 def current() -> ScoringService:
@@ -57,7 +58,7 @@ def respond(reply: Reply) -> JSONResponse:
 
 
 app = FastAPI(title="riskml", docs_url=None, redoc_url=None, openapi_url=None)
-_mounted: list[object] = []
+_pages_mounted = False
 
 
 @app.get("/model")
@@ -107,10 +108,7 @@ class ProbeMiddleware:
             else:
                 reply = _service.readiness()
                 status, answer = reply.status, reply.body
-            body = json.dumps(answer).encode()
-            headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await _send_json(send, status, answer)
             return
         await self.app(scope, receive, send)
 
@@ -139,18 +137,23 @@ class KeyRequiredMiddleware:
             await self.app(scope, receive, send)
             return
         if _service is None:
-            status, answer, extra = 503, {"error": "the service is starting"}, []
+            await _send_json(send, 503, {"error": "the service is starting"})
+        elif _service.authenticate(_header(scope, b"authorization")) is not None:
+            await self.app(scope, receive, send)
         else:
-            header = _header(scope, b"authorization")
-            if _service.authenticate(header) is not None:
-                await self.app(scope, receive, send)
-                return
-            status, answer = 401, {"error": "missing or invalid API key"}
-            extra = [(b"www-authenticate", b"Bearer")]
-        body = json.dumps(answer).encode()
-        headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
-        await send({"type": "http.response.start", "status": status, "headers": headers + extra})
-        await send({"type": "http.response.body", "body": body})
+            await _send_json(
+                send,
+                401,
+                {"error": "missing or invalid API key"},
+                [(b"www-authenticate", b"Bearer")],
+            )
+
+
+async def _send_json(send, status: int, answer: dict, extra: list | tuple = ()) -> None:
+    """A complete JSON response, never cached, straight to the ASGI ``send``."""
+    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
 
 
 def _header(scope, name: bytes) -> str | None:
