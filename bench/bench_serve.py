@@ -5,7 +5,9 @@ Figures (printed, and written to bench/results/serve.json):
 - 100 households per request, explaining the flagged: households/s (target ≥ 3,000);
 - single-record throughput of riskml (explained) over `mlflow models serve` of the same
   registered model (no explanations), measured in the same run: ratio (target ≥ 2);
-- serving memory: RSS of every process of the riskml server (target < 800 MB).
+- serving memory: RSS of every process of the riskml server (target < 800 MB);
+- the same single and 100-record requests in process (``ScoringService`` without HTTP), to
+  show how much of the latency is riskml's own.
 
     .venv/bin/python bench/bench_serve.py [--households 20000] [--requests 1000]
 """
@@ -76,6 +78,27 @@ def main() -> None:
     test = result.test_frame[list(schema.FIELD_NAMES)].dropna().reset_index(drop=True)
     records = schema.to_json_records(test)
     auth = {"Authorization": f"Bearer {token}"}
+
+    # the same requests in process (no HTTP): how much of the latency is riskml's own
+    from riskml.serving import ScoringService, Settings
+
+    settings = Settings.from_env()
+    settings.ledger_url = f"sqlite:///{tmp}/ledger-inproc.db"  # the server keeps its own
+    settings.keys_file = env["RISKML_API_KEYS_FILE"]
+    core = ScoringService(settings)
+    bearer = f"Bearer {token}"
+    inproc = []
+    for i, r in enumerate(records[: args.requests + 50]):
+        t = time.perf_counter()
+        assert core.score({"households": [r], "explain": "all"}, bearer).status == 200
+        if i >= 50:  # after the warm-up
+            inproc.append(time.perf_counter() - t)
+    t0 = time.perf_counter()
+    for i in range(0, min(len(records), 10_000), 100):
+        core.score({"households": records[i : i + 100]}, bearer)
+    inproc_batch_hps = min(len(records), 10_000) / (time.perf_counter() - t0)
+    core.ledger.close()
+    del core
 
     srv = start_server(env, tmp / "riskml.log")
     try:
@@ -171,6 +194,8 @@ def main() -> None:
         "mlflow_serve_single_requests_per_s": mlflow_rps,
         "ratio_single_throughput_vs_mlflow_serve": riskml_rps / mlflow_rps,
         "serving_rss_mb": rss,
+        "in_process_single_explained_median_ms": statistics.median(inproc) * 1000,
+        "in_process_batch100_households_per_s": inproc_batch_hps,
         "requests": len(singles),
     }
     print(
@@ -184,6 +209,11 @@ def main() -> None:
         f"{figures['ratio_single_throughput_vs_mlflow_serve']:.2f}x"
     )
     print(f"serve: memory of all server processes {rss:.0f} MB")
+    print(
+        f"serve: in process (no HTTP): single explained median "
+        f"{figures['in_process_single_explained_median_ms']:.2f} ms, 100 per request "
+        f"{inproc_batch_hps:,.0f} households/s"
+    )
     print(f"wrote {write('serve', figures)}")
 
 
