@@ -104,7 +104,7 @@ def test_derived_keys_and_their_errors():
     assert as_columns(cols) is cols and as_columns(None) is None
     with pytest.raises(ValueError, match="county_code is missing"):
         Columns.from_records([{"county_code": None, "period": "2024-06"}]).province()
-    for bad in ("2024-13", "2024/06", "June"):
+    for bad in ("2024-13", "2024/06", "June", "2024-06-01", "2024-06x"):
         with pytest.raises(ValueError, match="YYYY-MM"):
             parse_month(bad)
 

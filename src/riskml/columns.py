@@ -15,6 +15,7 @@ are computed once per ``Columns`` and cached on it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ import pandas as pd
 
 from riskml.schema import FIELDS
 
+_PERIOD = re.compile(r"\d{4}-\d{2}")
 TEXT_FIELDS = frozenset(f.name for f in FIELDS if f.kind == "str")
 
 
@@ -126,15 +128,11 @@ def as_columns(data: pd.DataFrame | Columns | None) -> Columns | None:
 
 
 def parse_month(value: Any) -> int:
-    """``YYYY-MM`` (or ``YYYY-MM-DD``) as a month count; ValueError naming the value otherwise."""
+    """A period ``YYYY-MM`` as a month count; ValueError naming the value otherwise."""
     text = str(value)
-    try:
-        y, m = int(text[:4]), int(text[5:7])
-    except ValueError:
-        raise ValueError(f"period must be written YYYY-MM, got {value!r}") from None
-    if len(text) < 7 or text[4] != "-" or not 1 <= m <= 12:
+    if not _PERIOD.fullmatch(text) or not 1 <= int(text[5:7]) <= 12:
         raise ValueError(f"period must be written YYYY-MM, got {value!r}")
-    return y * 12 + m - 1
+    return int(text[:4]) * 12 + int(text[5:7]) - 1
 
 
 def _as_float(s: pd.Series) -> np.ndarray:

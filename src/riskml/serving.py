@@ -308,7 +308,7 @@ class ScoringService:
             return Reply(422, {"error": "invalid request", "problems": request_problems})
         households = body["households"]
         explain = body.get("explain", "flagged")
-        models, problems = schema.validate_records(households)
+        _, problems = schema.validate_records(households)
         if problems:
             return Reply(
                 422,
