@@ -104,6 +104,10 @@ def test_derived_keys_and_their_errors():
     assert as_columns(cols) is cols and as_columns(None) is None
     with pytest.raises(ValueError, match="county_code is missing"):
         Columns.from_records([{"county_code": None, "period": "2024-06"}]).province()
+    with pytest.raises(ValueError, match="record 1: field debt: must be a number or null, got str"):
+        Columns.from_records([{"debt": 1.0}, {"debt": "12,000"}])  # no value in the message
+    with pytest.raises(ValueError, match="record 0: field debt: .* got str"):
+        Columns.from_records([{"debt": "12"}])  # a numeric string is not read as a number
     for bad in ("2024-13", "2024/06", "June", "2024-06-01", "2024-06x"):
         with pytest.raises(ValueError, match="YYYY-MM"):
             parse_month(bad)

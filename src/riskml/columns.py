@@ -63,7 +63,12 @@ class Columns:
                 arr = np.empty(len(values), dtype=object)
                 arr[:] = values
             else:
-                arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+                try:
+                    if any(isinstance(v, str | bytes) for v in values):
+                        raise TypeError  # NumPy would read "12" as 12.0: never coerce text
+                    arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise ValueError(_not_a_number(values, name)) from None
             arrays[name] = arr
         keep = records if all(r is not None for r in records) else None
         return cls(arrays, len(rows), keep)
@@ -133,6 +138,17 @@ def parse_month(value: Any) -> int:
     if not _PERIOD.fullmatch(text) or not 1 <= int(text[5:7]) <= 12:
         raise ValueError(f"period must be written YYYY-MM, got {value!r}")
     return int(text[:4]) * 12 + int(text[5:7]) - 1
+
+
+def _not_a_number(values: list[Any], name: str) -> str:
+    for i, v in enumerate(values):
+        try:
+            if isinstance(v, str | bytes):
+                raise TypeError
+            float(np.nan if v is None else v)
+        except (TypeError, ValueError):
+            return f"record {i}: field {name}: must be a number or null, got {type(v).__name__}"
+    return f"field {name}: must hold numbers or null"  # pragma: no cover
 
 
 def _as_float(s: pd.Series) -> np.ndarray:
