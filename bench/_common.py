@@ -40,8 +40,8 @@ def panel_100k(households: int = 100_000, years: int = 7, seed: int = 7):
 
     if PANEL_100K.exists():
         return pd.read_parquet(PANEL_100K)
-    from riskml.io import write_table
-    from riskml.simulate import simulate_panel
+    from riskml.data.io import write_table
+    from riskml.data.simulate import simulate_panel
 
     panel = simulate_panel(households=households, years=years, seed=seed)
     write_table(panel, PANEL_100K)

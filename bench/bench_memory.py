@@ -35,7 +35,7 @@ def big_input(rows: int, piece_households: int, seed: int = 101) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from riskml.simulate import simulate_panel
+    from riskml.data.simulate import simulate_panel
 
     path = BENCH_DIR / f"panel-{rows}.parquet"
     if path.exists() and pq.ParquetFile(path).metadata.num_rows == rows:

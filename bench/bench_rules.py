@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from riskml import rules
-from riskml.reference import ReferenceLines
-from riskml.regions import PROVINCES
+from riskml.data.reference import ReferenceLines
+from riskml.data.regions import PROVINCES
+from riskml.policy import rules
 
 ROOT = Path(__file__).resolve().parent
 YEARS = range(2020, 2027)

@@ -30,7 +30,7 @@ MODEL_DIR = BENCH_DIR / "model-100k"
 
 def bench_model():
     """The RiskModel trained on the 100k panel (trained once, then loaded from .riskml/bench/)."""
-    from riskml.model import RiskModel
+    from riskml.model.risk_model import RiskModel
 
     panel = panel_100k()
     stamp = f"{PANEL_100K.stat().st_size}:{int(PANEL_100K.stat().st_mtime)}"
@@ -38,8 +38,8 @@ def bench_model():
     fresh = stamp_file.exists() and stamp_file.read_text() == stamp
     if fresh and (MODEL_DIR / "model.json").exists():
         return RiskModel.load(MODEL_DIR), 0.0
-    from riskml import schema
-    from riskml.training import TrainConfig, train
+    from riskml.data import schema
+    from riskml.training.train import TrainConfig, train
 
     valid, rejected, _ = schema.split_valid(panel)
     if len(rejected):
@@ -87,10 +87,11 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from riskml import batch, schema
-    from riskml.decisions import ModelInfo, TreeEngine
-    from riskml.history import previous_from_panel
-    from riskml.rules import RuleSet
+    from riskml.data import schema
+    from riskml.data.history import previous_from_panel
+    from riskml.policy.rules import RuleSet
+    from riskml.scoring import batch
+    from riskml.scoring.decide import ModelInfo, TreeEngine
 
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     model, train_seconds = bench_model()

@@ -62,11 +62,13 @@ def main() -> None:
         "RISKML_STATE_DIR": str(tmp / "state"),
     }
     os.environ.update(env)
-    from riskml import registry, schema
-    from riskml.access import add_key
-    from riskml.simulate import simulate_panel
-    from riskml.training import TrainConfig, train
     from tests.service_harness import free_port, start_server
+
+    from riskml.data import schema
+    from riskml.data.simulate import simulate_panel
+    from riskml.service.access import add_key
+    from riskml.training import registry
+    from riskml.training.train import TrainConfig, train
 
     panel = simulate_panel(households=args.households, years=7, seed=11)
     cfg = TrainConfig.from_yaml(ROOT / "training" / "default.yaml")
@@ -80,7 +82,7 @@ def main() -> None:
     auth = {"Authorization": f"Bearer {token}"}
 
     # the same requests in process (no HTTP): how much of the latency is riskml's own
-    from riskml.serving import ScoringService, Settings
+    from riskml.service.core import ScoringService, Settings
 
     settings = Settings.from_env()
     settings.ledger_url = f"sqlite:///{tmp}/ledger-inproc.db"  # the server keeps its own

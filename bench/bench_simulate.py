@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from riskml.label import net_income
-from riskml.reference import default_lines
-from riskml.simulate import simulate_panel
+from riskml.data.label import net_income
+from riskml.data.reference import default_lines
+from riskml.data.simulate import simulate_panel
 
 RESULTS = Path(__file__).resolve().parent / "results" / "simulate.json"
 

@@ -23,8 +23,8 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="riskml-bench-train-")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"
     os.environ["RISKML_ARTIFACT_ROOT"] = f"{tmp}/mlartifacts"
-    from riskml import registry
-    from riskml.training import TrainConfig, train
+    from riskml.training import registry
+    from riskml.training.train import TrainConfig, train
 
     cfg = TrainConfig.from_yaml(ROOT / "training" / "default.yaml")
     t0 = time.perf_counter()

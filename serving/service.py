@@ -1,78 +1,9 @@
-"""The BentoML scoring service: thin HTTP over riskml.serving.
+"""The BentoML entry of a Bento built from this repository (`bentoml build -f serving/bentofile.yaml .`).
 
-Start it with `riskml serve` (or `bentoml serve serving.service:HouseholdRisk`).
-Configuration comes from the environment (see riskml.serving.Settings).
+Thin on purpose: the service is defined in the library (``riskml.service.bento``), so an
+installed wheel serves the same thing (`riskml serve`).
 """
 
-from __future__ import annotations
+from riskml.service.bento import HouseholdRisk
 
-import os
-
-os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-from typing import Any  # noqa: E402
-
-import bentoml  # noqa: E402
-
-# light at import: BentoML's supervisor process imports this module for its configuration
-# only; the model, the ledger and the pages load in the worker (HouseholdRisk.__init__)
-from riskml import web  # noqa: E402
-
-FLAGS = bentoml.metrics.Counter(
-    name="riskml_flags",
-    documentation="Flagged households by rule and by risk level",
-    labelnames=["kind", "value"],
-)
-SCORED = bentoml.metrics.Counter(
-    name="riskml_scored", documentation="Households scored", labelnames=["level"]
-)
-
-
-def _count(results: list[dict[str, Any]]) -> None:
-    for r in results:
-        SCORED.labels(level=r["risk_level"]).inc()
-        if r["flagged"]:
-            FLAGS.labels(kind="level", value=r["risk_level"]).inc()
-            for by in r["flagged_by"]:
-                FLAGS.labels(kind="flagged_by", value=by).inc()
-            for rule in r["rules"]:
-                FLAGS.labels(kind="rule", value=rule["id"]).inc()
-
-
-@bentoml.service(
-    name="household_risk",
-    workers=1,
-    traffic={"timeout": 60, "max_concurrency": 64},
-    http={"port": int(os.environ.get("RISKML_PORT", "3000"))},
-    # BentoML's access log writes raw paths (household ids); riskml.web logs redacted ones
-    logging={"access": {"enabled": False}},
-)
-@bentoml.asgi_app(web.app, path="/")
-class HouseholdRisk:
-    def __init__(self) -> None:
-        from riskml.serving import ScoringService
-
-        web.install_log_redaction()
-        self.core = ScoringService(on_decisions=_count)
-        web.bind(self.core)
-
-    def __is_ready__(self) -> bool:
-        return self.core.readiness().status == 200
-
-    @bentoml.api(route="/score")
-    def score(
-        self, households: Any = None, explain: Any = "flagged", ctx: bentoml.Context = None
-    ) -> dict[str, Any]:
-        """Score 1 to 1,000 household records: rules, calibrated score, decision, reasons, measures."""
-        body: dict[str, Any] = {"households": households, "explain": explain}
-        reply = self.core.score(body, ctx.request.headers.get("authorization"))
-        # BentoML sends the status and headers set on the context, whatever is returned
-        ctx.response.status_code = reply.status
-        ctx.response.metadata.update({**web.NO_STORE, **reply.headers})
-        return reply.body
-
-
-HouseholdRisk.add_asgi_middleware(web.ProbeMiddleware)
-HouseholdRisk.add_asgi_middleware(web.KeyRequiredMiddleware)
-HouseholdRisk.add_asgi_middleware(web.AccessLogMiddleware)
+__all__ = ["HouseholdRisk"]

@@ -41,7 +41,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def lines():
-    from riskml.reference import default_lines
+    from riskml.data.reference import default_lines
 
     return default_lines()
 
@@ -55,7 +55,7 @@ def sample_panel():
 
 @pytest.fixture(scope="session")
 def small_config():
-    from riskml.training import TrainConfig
+    from riskml.training.train import TrainConfig
 
     cfg = TrainConfig.from_yaml(ROOT / "training" / "default.yaml")
     cfg.num_boost_round = 300
@@ -67,7 +67,7 @@ def small_config():
 @pytest.fixture(scope="session")
 def trained(sample_panel, small_config, lines):
     """A model trained on the sample panel (held-out latest period), shared by the model tests."""
-    from riskml.training import train
+    from riskml.training.train import train
 
     return train(sample_panel, small_config, lines)
 
@@ -75,6 +75,6 @@ def trained(sample_panel, small_config, lines):
 @pytest.fixture(scope="session")
 def registered(trained, small_config):
     """The trained model logged and registered in the session's MLflow store (first version: champion)."""
-    from riskml import registry
+    from riskml.training import registry
 
     return registry.log_training_run(trained, small_config, data_path=SAMPLE)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from riskml.cli.app import app
-from riskml.io import read_table, write_table
+from riskml.data.io import read_table, write_table
 
 
 @app.command()
@@ -18,7 +18,7 @@ def validate(
     max_report: int = typer.Option(50, help="problems to print at most"),
 ) -> None:
     """Check every record against the schema; exit 0 when clean, 1 with a report otherwise."""
-    from riskml import schema
+    from riskml.data import schema
 
     df = read_table(file)
     problems = schema.validate_frame(df)
@@ -55,7 +55,7 @@ def schema_cmd(
     """Print the household record's data dictionary (or its JSON schema)."""
     import json
 
-    from riskml import schema
+    from riskml.data import schema
 
     if markdown:
         typer.echo(schema.data_dictionary(), nl=False)

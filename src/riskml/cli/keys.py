@@ -31,7 +31,7 @@ def add(
     file: Path | None = typer.Option(None, "--file", help=_FILE_HELP),
 ) -> None:
     """Create a key: its hash goes to the keys file, the token is printed once."""
-    from riskml.access import KeyConfigError, add_key, default_keys_file
+    from riskml.service.access import KeyConfigError, add_key, default_keys_file
 
     target = file or default_keys_file()
     try:
@@ -51,7 +51,7 @@ def list_keys(
     file: Path | None = typer.Option(None, "--file", help=_FILE_HELP),
 ) -> None:
     """List keys (id, role, scope, source); hashes are shortened, tokens are never stored."""
-    from riskml.access import KeyConfigError, KeyStore
+    from riskml.service.access import KeyConfigError, KeyStore
 
     try:
         store = KeyStore.load(file)

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riskml.cli.app import app
-from riskml.io import read_table
+from riskml.data.io import read_table
 
 console = Console()
 DEFAULT_CONFIG = Path("training/default.yaml")
@@ -48,9 +48,9 @@ def train(
     """Train on earlier periods, evaluate on the latest labelled one, log to MLflow and register."""
     import time
 
-    from riskml import registry
-    from riskml.training import TrainConfig, TrainingDataError
-    from riskml.training import train as run_training
+    from riskml.training import registry
+    from riskml.training.train import TrainConfig, TrainingDataError
+    from riskml.training.train import train as run_training
 
     t0 = time.perf_counter()
     cfg = TrainConfig.from_yaml(config)
@@ -80,9 +80,9 @@ def evaluate(
     config: Path = typer.Option(DEFAULT_CONFIG),
 ) -> None:
     """Evaluate a registered model on one labelled period of a panel."""
-    from riskml import registry
-    from riskml.promotion import evaluate_on_period
-    from riskml.training import TrainConfig
+    from riskml.training import registry
+    from riskml.training.promotion import evaluate_on_period
+    from riskml.training.train import TrainConfig
 
     cfg = TrainConfig.from_yaml(config)
     risk_model = registry.load_risk_model(model)
@@ -106,8 +106,8 @@ def promote(
     reason: str | None = typer.Option(None, help="why the gate is overridden (recorded as a tag)"),
 ) -> None:
     """Move `champion` to the challenger if it is not worse beyond the configured margins."""
-    from riskml.promotion import promote_challenger
-    from riskml.training import TrainConfig
+    from riskml.training.promotion import promote_challenger
+    from riskml.training.train import TrainConfig
 
     cfg = TrainConfig.from_yaml(config)
     if force and not reason:

@@ -60,7 +60,7 @@ def monitor(
     ),
 ) -> None:
     """Drift of a ledger window against the model's training reference; exit 2 when something alerts."""
-    from riskml import monitoring
+    from riskml.monitoring import job as monitoring
 
     try:
         result, run_id = monitoring.run(
@@ -174,8 +174,8 @@ def outcomes(
     ),
 ) -> None:
     """Store observed outcomes beside the ledger; they join the decisions made 12 months earlier."""
-    from riskml import monitoring
-    from riskml.ledger import Ledger
+    from riskml.monitoring import job as monitoring
+    from riskml.store.ledger import Ledger
 
     try:
         frame = monitoring.load_outcomes(file)
@@ -199,11 +199,11 @@ def retrain(
     summary: Path | None = typer.Option(None, help="also write the summary as JSON here"),
 ) -> None:
     """Train → log and register the challenger → promotion gate, in one scheduled job."""
-    from riskml import registry
-    from riskml.io import read_table
-    from riskml.promotion import promote_challenger
-    from riskml.training import TrainConfig
-    from riskml.training import train as run_training
+    from riskml.data.io import read_table
+    from riskml.training import registry
+    from riskml.training.promotion import promote_challenger
+    from riskml.training.train import TrainConfig
+    from riskml.training.train import train as run_training
 
     if force and not reason:
         console.print("[red]--force needs --reason[/red]")

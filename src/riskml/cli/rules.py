@@ -22,7 +22,7 @@ def check(
 ) -> None:
     """Validate a rules file; exit 0 when it can be used, 1 with the error (rule and key) otherwise."""
     from riskml import config
-    from riskml.rules import RuleSet, RulesFileError
+    from riskml.policy.rules import RuleSet, RulesFileError
 
     path = file if file is not None else config.POLICY_RULES
     try:
@@ -54,10 +54,10 @@ def explain(
     from rich.console import Console
     from rich.table import Table
 
-    from riskml.reference import MissingReferenceError, ReferenceLines
-    from riskml.regions import PROVINCES
-    from riskml.risk_types import RISK_TYPES
-    from riskml.rules import RuleSet, RulesFileError, _format, _parse_month
+    from riskml.data.reference import MissingReferenceError, ReferenceLines
+    from riskml.data.regions import PROVINCES
+    from riskml.policy.risk_types import RISK_TYPES
+    from riskml.policy.rules import RuleSet, RulesFileError, _format, _parse_month
 
     code = province.strip()[:2]
     if code not in PROVINCES:
@@ -79,7 +79,7 @@ def explain(
     try:
         lines = ReferenceLines.load(lines_file) if lines_file else None
         if lines is None:
-            from riskml.reference import default_lines
+            from riskml.data.reference import default_lines
 
             lines = default_lines()
         got = lines.lookup(code, year)

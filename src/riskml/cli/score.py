@@ -88,7 +88,7 @@ def score(
     """
     from rich.console import Console
 
-    from riskml import batch
+    from riskml.scoring import batch
 
     console = Console(stderr=True)
     if explain not in batch.EXPLAIN_MODES:
@@ -121,8 +121,8 @@ def _run_local(input_file, out, model_uri, explain, ledger, rejects, chunk_rows,
                rules_file, caller, console, quiet):  # fmt: skip  # noqa: ANN001, ANN202
     from rich.progress import Progress
 
-    from riskml import batch
-    from riskml.rules import RuleSet
+    from riskml.policy.rules import RuleSet
+    from riskml.scoring import batch
 
     t0 = time.perf_counter()
     with console.status("loading the model", spinner="dots") if not quiet else nullcontext():
@@ -160,7 +160,7 @@ def _run_local(input_file, out, model_uri, explain, ledger, rejects, chunk_rows,
 
 def _run_spark(input_file, out, model_uri, explain, ledger, rejects, master, chunk_rows,
                rules_file, console, quiet):  # fmt: skip  # noqa: ANN001, ANN202
-    from riskml import batch
+    from riskml.scoring import batch
 
     if ledger:
         raise batch.BatchError(
@@ -169,7 +169,7 @@ def _run_spark(input_file, out, model_uri, explain, ledger, rejects, master, chu
         )
     if not Path(input_file).is_dir() and batch.input_format(input_file) != "parquet":
         raise batch.BatchError("the Spark engine reads Parquet (a file or a folder of files)")
-    from riskml.spark_engine import score_spark
+    from riskml.scoring.spark import score_spark
 
     with console.status("scoring on Spark", spinner="dots") if not quiet else nullcontext():
         return score_spark(

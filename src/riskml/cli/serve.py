@@ -39,7 +39,7 @@ def serve(
         env["RISKML_API_KEYS_FILE"] = keys_file
     bentoml = shutil.which("bentoml", path=os.path.dirname(sys.executable)) or "bentoml"
     cmd = [
-        bentoml, "serve", "serving.service:HouseholdRisk", "--working-dir", str(config.PROJECT_ROOT),
+        bentoml, "serve", "riskml.service.bento:HouseholdRisk",
         "--host", host, "--port", str(port),
     ]  # fmt: skip
     typer.echo(

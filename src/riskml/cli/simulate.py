@@ -33,9 +33,9 @@ def simulate(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from riskml.io import write_table
-    from riskml.reference import ReferenceLines
-    from riskml.simulate import simulate_panel
+    from riskml.data.io import write_table
+    from riskml.data.reference import ReferenceLines
+    from riskml.data.simulate import simulate_panel
 
     if out.suffix.lower() not in (".parquet", ".pq", ".csv"):
         raise typer.BadParameter(

@@ -1,0 +1,398 @@
+"""API keys with roles and scopes.
+
+Roles:
+
+- ``scorer`` may call ``POST /score``;
+- ``caseworker`` may read decisions of the counties and/or villages listed for
+  its key;
+- ``admin`` may reload the model, read every decision and also score.
+
+Keys are configured as entries (YAML file and/or the JSON env var
+``RISKML_API_KEYS``), each::
+
+    id: village-team-1            # a name for logs and the ledger's caller column
+    hash: "sha256:<64 hex>"       # hash_token(token); never the raw key
+    role: caseworker
+    counties: ["530102"]          # 6-digit county codes (caseworker only)
+    villages: ["530102001001"]    # 12-digit village codes (caseworker only)
+
+A file holds either a list of entries or a mapping with a ``keys:`` list.
+Tokens are random (``new_token``: 256 bits), so a plain SHA-256 of the token is
+a safe stored form; it is compared with ``hmac.compare_digest``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from riskml import config
+from riskml.data.regions import PROVINCES
+
+__all__ = [
+    "ROLES",
+    "TOKEN_PREFIX",
+    "KeyConfigError",
+    "KeyEntry",
+    "KeyStore",
+    "Principal",
+    "add_key",
+    "default_keys_file",
+    "hash_token",
+    "new_token",
+]
+
+ROLES = ("scorer", "caseworker", "admin")
+TOKEN_PREFIX = "rk_"
+ENV_FILE = "RISKML_API_KEYS_FILE"
+ENV_KEYS = "RISKML_API_KEYS"
+DEFAULT_KEYS_FILE_NAME = "api_keys.yaml"
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+_COUNTY = re.compile(r"^\d{6}$")
+_VILLAGE = re.compile(r"^\d{12}$")
+_KNOWN_KEYS = frozenset({"id", "hash", "role", "counties", "villages", "note", "created"})
+_BEARER = re.compile(r"^Bearer +(\S+) *$", re.IGNORECASE)
+
+
+class KeyConfigError(ValueError):
+    """Key entries that cannot be used; the message names each entry and key at fault."""
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token: ``sha256:<hex>``."""
+    return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh random API token (``rk_`` + 43 url-safe characters, 256 bits)."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def default_keys_file() -> Path:
+    """$RISKML_API_KEYS_FILE, else api_keys.yaml in the state folder."""
+    env = os.environ.get(ENV_FILE)
+    return Path(env).expanduser() if env else config.STATE_DIR / DEFAULT_KEYS_FILE_NAME
+
+
+# --------------------------------------------------------------------------- principal
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's id, role and (for a caseworker) scope."""
+
+    id: str
+    role: str
+    counties: frozenset[str] = field(default_factory=frozenset)
+    villages: frozenset[str] = field(default_factory=frozenset)
+
+    def can_score(self) -> bool:
+        return self.role in ("scorer", "admin")
+
+    def can_admin(self) -> bool:
+        return self.role == "admin"
+
+    def can_read(self, county_code: str | None, village_code: str | None) -> bool:
+        """May this caller read a decision of this county and village?"""
+        if self.role == "admin":
+            return True
+        if self.role != "caseworker":
+            return False
+        return (county_code is not None and county_code in self.counties) or (
+            village_code is not None and village_code in self.villages
+        )
+
+    def scope_filter(self) -> tuple[list[str] | None, list[str] | None]:
+        """(county_codes, village_codes) for Ledger.latest_by_household.
+
+        (None, None) for an admin (everything); sorted lists for a caseworker
+        (either may be empty); ([], []) for anyone else (nothing).
+        """
+        if self.role == "admin":
+            return None, None
+        if self.role == "caseworker":
+            return sorted(self.counties), sorted(self.villages)
+        return [], []
+
+    def describe_scope(self) -> str:
+        """A short text of the scope, for the access log."""
+        if self.role == "admin":
+            return "*"
+        parts = [f"county:{c}" for c in sorted(self.counties)]
+        parts += [f"village:{v}" for v in sorted(self.villages)]
+        return ",".join(parts)
+
+
+# --------------------------------------------------------------------------- entries
+@dataclass(frozen=True)
+class KeyEntry:
+    """One configured key (its hash, never the token)."""
+
+    id: str
+    hash: str
+    role: str
+    counties: tuple[str, ...] = ()
+    villages: tuple[str, ...] = ()
+    source: str = ""
+
+    def principal(self) -> Principal:
+        return Principal(self.id, self.role, frozenset(self.counties), frozenset(self.villages))
+
+    def as_yaml(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "hash": self.hash, "role": self.role}
+        if self.counties:
+            out["counties"] = list(self.counties)
+        if self.villages:
+            out["villages"] = list(self.villages)
+        return out
+
+
+def _codes(
+    raw: Any, name: str, pattern: re.Pattern[str], digits: int, where: str, problems: list[str]
+) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, (str, int)):
+        raw = [raw]
+    if not isinstance(raw, list):
+        problems.append(f"{where}: {name}: must be a list of {digits}-digit codes")
+        return ()
+    codes: list[str] = []
+    for code in raw:
+        # YAML reads an unquoted 530102 as a number; no code starts with 0, so it is safe
+        text = str(code) if isinstance(code, int) and not isinstance(code, bool) else code
+        if not isinstance(text, str) or not pattern.match(text):
+            problems.append(f"{where}: {name}: {code!r} is not a {digits}-digit code")
+        elif text[:2] not in PROVINCES:
+            problems.append(f"{where}: {name}: {text} does not start with a province code")
+        elif text not in codes:
+            codes.append(text)
+    return tuple(codes)
+
+
+def _parse_entries(raw: Any, source: str) -> tuple[list[KeyEntry], list[str]]:
+    """Entries from a loaded document, and every problem found."""
+    problems: list[str] = []
+    if raw is None:
+        return [], problems
+    if isinstance(raw, dict) and set(raw) <= {"keys"}:
+        raw = raw.get("keys") or []
+    if not isinstance(raw, list):
+        return [], [f"{source}: expected a list of key entries (or a mapping with 'keys:')"]
+    entries: list[KeyEntry] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            problems.append(f"{source}: entry #{i + 1}: must be a mapping")
+            continue
+        key_id = item.get("id")
+        where = f"{source}: entry {key_id!r}" if key_id else f"{source}: entry #{i + 1}"
+        before = len(problems)
+        unknown = sorted(str(k) for k in set(item) - _KNOWN_KEYS)
+        if unknown:
+            problems.append(f"{where}: unknown key(s) {', '.join(unknown)}")
+        if not isinstance(key_id, str) or not _ID.match(key_id):
+            problems.append(
+                f"{where}: id: required, 1-64 characters of A-Z a-z 0-9 _ . @ - (got {key_id!r})"
+            )
+        hashed = item.get("hash")
+        if hashed is None:
+            problems.append(f"{where}: hash: missing (store hash_token(token), never the key)")
+        elif not isinstance(hashed, str) or not _HASH.match(hashed):
+            problems.append(f"{where}: hash: must be 'sha256:' and 64 lowercase hex digits")
+        role = item.get("role")
+        if role not in ROLES:
+            problems.append(f"{where}: role: unknown role {role!r} (one of {', '.join(ROLES)})")
+        counties = _codes(item.get("counties"), "counties", _COUNTY, 6, where, problems)
+        villages = _codes(item.get("villages"), "villages", _VILLAGE, 12, where, problems)
+        if role == "caseworker" and not counties and not villages and len(problems) == before:
+            problems.append(f"{where}: a caseworker key needs counties and/or villages")
+        if role in ("scorer", "admin") and (counties or villages):
+            problems.append(f"{where}: counties/villages apply to caseworker keys only")
+        if len(problems) == before:
+            entries.append(KeyEntry(key_id, hashed, role, counties, villages, source))
+    return entries, problems
+
+
+def _check_unique(entries: list[KeyEntry]) -> list[str]:
+    problems: list[str] = []
+    seen_ids: dict[str, KeyEntry] = {}
+    seen_hashes: dict[str, KeyEntry] = {}
+    for e in entries:
+        if e.id in seen_ids:
+            problems.append(f"{e.source}: entry {e.id!r}: id: also used in {seen_ids[e.id].source}")
+        if e.hash in seen_hashes:
+            problems.append(
+                f"{e.source}: entry {e.id!r}: hash: same key as entry {seen_hashes[e.hash].id!r}"
+            )
+        seen_ids.setdefault(e.id, e)
+        seen_hashes.setdefault(e.hash, e)
+    return problems
+
+
+def _read_file(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KeyConfigError(f"{path}: cannot read the keys file: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise KeyConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
+# --------------------------------------------------------------------------- key store
+class KeyStore:
+    """The configured keys; authenticates ``Authorization`` header values."""
+
+    def __init__(self, entries: Iterable[KeyEntry] = ()):
+        self.entries: tuple[KeyEntry, ...] = tuple(entries)
+        problems = _check_unique(list(self.entries))
+        if problems:
+            raise KeyConfigError("invalid API keys:\n  " + "\n  ".join(problems))
+
+    @classmethod
+    def from_entries(cls, entries: list[dict[str, Any]], source: str = "entries") -> KeyStore:
+        """Keys from a list of entry dicts (validated)."""
+        parsed, problems = _parse_entries(entries, source)
+        if problems:
+            raise KeyConfigError("invalid API keys:\n  " + "\n  ".join(problems))
+        return cls(parsed)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, env: bool = True) -> KeyStore:
+        """Keys from the YAML file and the ``RISKML_API_KEYS`` env var (JSON list).
+
+        The file is ``path``, else $RISKML_API_KEYS_FILE, else api_keys.yaml in
+        the state folder. A file named by argument or env var must exist; the
+        default one may be absent. With no keys at all the store is empty and
+        authenticates nobody.
+        """
+        entries: list[KeyEntry] = []
+        problems: list[str] = []
+        explicit = path is not None or (env and bool(os.environ.get(ENV_FILE)))
+        file = Path(path).expanduser() if path is not None else None
+        if file is None:
+            file = default_keys_file() if env else None
+        if file is not None and (explicit or file.exists()):
+            found, bad = _parse_entries(_read_file(file), str(file))
+            entries += found
+            problems += bad
+        raw_env = os.environ.get(ENV_KEYS) if env else None
+        if raw_env and raw_env.strip():
+            try:
+                doc = json.loads(raw_env)
+            except json.JSONDecodeError as exc:
+                raise KeyConfigError(f"${ENV_KEYS}: not valid JSON: {exc.msg}") from None
+            found, bad = _parse_entries(doc, f"${ENV_KEYS}")
+            entries += found
+            problems += bad
+        problems += _check_unique(entries)
+        if problems:
+            raise KeyConfigError("invalid API keys:\n  " + "\n  ".join(problems))
+        return cls(entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def authenticate(self, authorization: str | None) -> Principal | None:
+        """The caller of an ``Authorization: Bearer <token>`` header, or None.
+
+        None for a missing or malformed header and for an unknown token. Every
+        stored hash is compared (constant time per comparison, no early exit).
+        """
+        if not authorization or not isinstance(authorization, str):
+            return None
+        match = _BEARER.match(authorization.strip())
+        if not match:
+            return None
+        candidate = hash_token(match.group(1)).encode("ascii")
+        found: KeyEntry | None = None
+        for entry in self.entries:
+            if hmac.compare_digest(candidate, entry.hash.encode("ascii")) and found is None:
+                found = entry
+        return found.principal() if found else None
+
+    def principal_by_id(self, key_id: str | None) -> Principal | None:
+        """The principal of the configured key with this id, or None (for sessions holding a key id).
+
+        A session stores the key's id, never the token; looking it up on every
+        request means a key removed from the store stops its sessions too.
+        """
+        if not key_id or not isinstance(key_id, str):
+            return None
+        for entry in self.entries:
+            if entry.id == key_id:
+                return entry.principal()
+        return None
+
+
+# --------------------------------------------------------------------------- adding keys
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def add_key(
+    path: str | Path | None,
+    id: str,
+    role: str,
+    counties: Sequence[str] | None = None,
+    villages: Sequence[str] | None = None,
+) -> str:
+    """Append a new key to the YAML file (hash only, atomic write); the raw token.
+
+    The token is returned once and stored nowhere. ``path`` None means
+    ``default_keys_file()``. Raises KeyConfigError for a bad entry, a duplicate
+    id or a keys file that does not load. Comments in the file are not kept.
+    """
+    file = Path(path).expanduser() if path is not None else default_keys_file()
+    doc = _read_file(file) if file.exists() else None
+    existing, problems = _parse_entries(doc, str(file))
+    if problems:
+        raise KeyConfigError("the keys file has errors:\n  " + "\n  ".join(problems))
+    token = new_token()
+    raw_entry: dict[str, Any] = {"id": id, "hash": hash_token(token), "role": role}
+    if counties:
+        raw_entry["counties"] = [str(c) for c in counties]
+    if villages:
+        raw_entry["villages"] = [str(v) for v in villages]
+    new, problems = _parse_entries([raw_entry], "new key")
+    if problems:
+        raise KeyConfigError("\n".join(problems))
+    problems = _check_unique(existing + new)
+    if problems:
+        raise KeyConfigError("\n".join(problems))
+    items = list(doc.get("keys") or []) if isinstance(doc, dict) else list(doc or [])
+    item = new[0].as_yaml()
+    item["created"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    items.append(item)
+    header = (
+        "# riskml API keys: id, sha256 hash of the token (never the token), role, scope.\n"
+        "# Add keys with `riskml keys add`; delete an entry to revoke its key.\n"
+    )
+    body = yaml.safe_dump({"keys": items}, sort_keys=False, allow_unicode=True)
+    _atomic_write(file, header + body)
+    return token

@@ -1,0 +1,399 @@
+"""The scoring service's logic, free of any web framework.
+
+``ScoringService`` loads the model behind a registry alias (keeping a local
+copy so it can start when the registry is unreachable), checks API keys,
+validates requests strictly against the record schema, decides with
+``riskml.decisions`` and writes every answered result to the decision ledger
+before answering. ``riskml.service.bento`` (BentoML) and ``riskml.service.api``
+(FastAPI routes mounted on it) only translate HTTP to these calls.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from riskml import config
+from riskml.data import schema
+from riskml.data.columns import Columns
+from riskml.data.history import previous_from_ledger
+from riskml.model.risk_model import RiskModel
+from riskml.policy.rules import RuleSet
+from riskml.scoring.decide import ModelInfo, decide, ledger_entry
+from riskml.service.access import KeyStore, Principal, default_keys_file
+from riskml.store.ledger import Ledger, LedgerError
+
+log = logging.getLogger("riskml.serving")
+
+MAX_RECORDS = 1000
+EXPLAIN_MODES = ("flagged", "all", "none")
+
+
+@dataclass
+class Settings:
+    model_name: str = config.REGISTERED_MODEL_NAME
+    alias: str = "champion"
+    tracking_uri: str = ""
+    cache_dir: Path = config.STATE_DIR / "model-cache"
+    ledger_url: str = ""
+    keys_file: str | None = None
+    rules_file: str | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            model_name=os.environ.get("RISKML_MODEL_NAME", config.REGISTERED_MODEL_NAME),
+            alias=os.environ.get("RISKML_MODEL_ALIAS", "champion"),
+            tracking_uri=config.tracking_uri(),
+            cache_dir=Path(os.environ.get("RISKML_MODEL_CACHE", config.STATE_DIR / "model-cache")),
+            ledger_url=config.ledger_url(),
+            keys_file=os.environ.get("RISKML_API_KEYS_FILE"),
+            rules_file=os.environ.get("RISKML_RULES_FILE"),
+        )
+
+
+@dataclass
+class LoadedModel:
+    model: RiskModel
+    info: dict[
+        str, Any
+    ]  # name, version, alias, run_id, source ("registry" or "cache"), metrics, ...
+
+
+@dataclass
+class Reply:
+    """An HTTP-agnostic answer: status code and JSON body."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _problem(
+    index: int | None, field_: str, problem: str, household_id: str | None = None
+) -> dict[str, Any]:
+    return {"index": index, "household_id": household_id, "field": field_, "problem": problem}
+
+
+# --------------------------------------------------------------------------- model loading
+def _sqlite_path(uri: str) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :])
+    return None
+
+
+def _registry_reachable(uri: str) -> bool:
+    """A SQLite registry whose file is gone is unreachable (MLflow would silently create an empty one)."""
+    path = _sqlite_path(uri)
+    return path is None or path.exists()
+
+
+def fetch_model(settings: Settings) -> LoadedModel:
+    """The model behind the alias, from the registry (refreshing the cache) or, failing that, the cache."""
+    cache = Path(settings.cache_dir) / settings.model_name / settings.alias
+    reason = None
+    if _registry_reachable(settings.tracking_uri):
+        try:
+            return _from_registry(settings, cache)
+        except Exception as exc:  # registry down, alias missing, download failed
+            reason = f"registry unavailable ({type(exc).__name__}: {str(exc)[:200]})"
+    else:
+        reason = f"registry unavailable (no tracking store at {settings.tracking_uri})"
+    if (cache / "info.json").exists():
+        info = json.loads((cache / "info.json").read_text())
+        info["source"] = "cache"
+        info["cache_reason"] = reason
+        model = RiskModel.load(cache / "model" / "artifacts" / "risk_model")
+        log.warning("serving the cached copy of %s v%s: %s", info["name"], info["version"], reason)
+        return LoadedModel(model, info)
+    raise RuntimeError(f"no model: {reason}; and no cached copy in {cache}")
+
+
+def _from_registry(settings: Settings, cache: Path) -> LoadedModel:
+    os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+    from riskml.training import registry
+
+    alias_info = registry.resolve_alias(settings.model_name, settings.alias)
+    info_file = cache / "info.json"
+    cached = json.loads(info_file.read_text()) if info_file.exists() else {}
+    if cached.get("version") != alias_info["version"] or not (cache / "model").exists():
+        tmp = cache.parent / f".{settings.alias}.{uuid.uuid4().hex}"
+        registry.download_model(settings.model_name, alias_info["version"], tmp / "model")
+        run = registry.client_().get_run(alias_info["run_id"]) if alias_info.get("run_id") else None
+        metrics = dict(run.data.metrics) if run else {}
+        headline = {
+            k: v
+            for k, v in metrics.items()
+            if k.startswith(("test_", "model_recall", "oracle_roc", "rules_"))
+        }
+        info = {
+            **alias_info,
+            "metrics": headline,
+            "downloaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (tmp / "info.json").write_text(json.dumps(info, indent=2))
+        if cache.exists():
+            shutil.rmtree(cache)
+        tmp.rename(cache)  # the cache switches whole or not at all
+    info = json.loads(info_file.read_text())
+    info["source"] = "registry"
+    model = RiskModel.load(cache / "model" / "artifacts" / "risk_model")
+    return LoadedModel(model, info)
+
+
+# --------------------------------------------------------------------------- the service
+class ScoringService:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        on_decisions: Callable[[list[dict[str, Any]]], None] | None = None,
+    ):
+        self.settings = settings or Settings.from_env()
+        self.ledger = Ledger(self.settings.ledger_url or config.ledger_url())
+        self._keys_path = (
+            Path(self.settings.keys_file) if self.settings.keys_file else default_keys_file()
+        )
+        self._keys_stamp = self._stamp()
+        self._keys_checked = time.monotonic()
+        self.keys = KeyStore.load(self.settings.keys_file)
+        self.ruleset = RuleSet.load(self.settings.rules_file)
+        self.on_decisions = on_decisions
+        self._loaded: LoadedModel | None = None
+        self._load_error: str | None = None
+        self._reload_lock = threading.Lock()
+        self.load()
+
+    # ---------------------------------------------------------------- model
+    def load(self) -> None:
+        try:
+            loaded = fetch_model(self.settings)
+        except Exception as exc:
+            self._load_error = str(exc)
+            log.error("model not loaded: %s", exc)
+            return
+        loaded.info["alias"] = self.settings.alias
+        loaded.info["loaded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self._loaded = (
+            loaded  # one reference swap: requests in flight keep the model they started with
+        )
+        self._load_error = None
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self._loaded
+
+    def readiness(self) -> Reply:
+        loaded = self._loaded
+        ledger_ok = self.ledger.writable()
+        body: dict[str, Any] = {"ready": bool(loaded) and ledger_ok, "ledger_writable": ledger_ok}
+        if loaded is None:
+            body["model"] = None
+            body["reason"] = f"no model loaded: {self._load_error}"
+        else:
+            body["model"] = {k: loaded.info.get(k) for k in ("name", "version", "alias", "source")}
+            if loaded.info.get("source") == "cache":
+                body["warning"] = (
+                    f"serving the last good cached copy: {loaded.info.get('cache_reason')}"
+                )
+        if not ledger_ok:
+            body["reason"] = (
+                body.get("reason", "") + "; " if "reason" in body else ""
+            ) + "ledger is not writable"
+        return Reply(200 if body["ready"] else 503, body)
+
+    def model_info(self) -> Reply:
+        loaded = self._loaded
+        if loaded is None:
+            return Reply(503, {"error": f"no model loaded: {self._load_error}"})
+        m = loaded.model
+        return Reply(
+            200,
+            {
+                **{
+                    k: loaded.info.get(k)
+                    for k in ("name", "version", "alias", "run_id", "source", "loaded_at")
+                },
+                "trained": {
+                    k: m.metadata.get(k) for k in ("train_periods", "valid_period", "test_period")
+                },
+                "metrics": loaded.info.get("metrics", {}),
+                "thresholds": m.thresholds.__dict__,
+                "rules_version": self.ruleset.version,
+                "features": list(m.feature_names),
+            },
+        )
+
+    def reload(self, authorization: str | None) -> Reply:
+        principal, denied = self._authorize(authorization, "admin")
+        if denied:
+            return denied
+        with self._reload_lock:
+            before = self._loaded.info.get("version") if self._loaded else None
+            try:
+                loaded = fetch_model(self.settings)
+            except Exception as exc:
+                return Reply(
+                    503, {"error": f"reload failed, still serving version {before}: {exc}"}
+                )
+            loaded.info["alias"] = self.settings.alias
+            loaded.info["loaded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            self._loaded = loaded
+        return Reply(
+            200,
+            {"previous_version": before, "version": loaded.info.get("version"), "by": principal.id},
+        )
+
+    # ---------------------------------------------------------------- auth
+    KEYS_RECHECK_S = 2.0
+
+    def _stamp(self) -> tuple[float, int] | None:
+        try:
+            st = self._keys_path.stat()
+            return (st.st_mtime, st.st_size)
+        except OSError:
+            return None
+
+    def current_keys(self) -> KeyStore:
+        """The key store, re-read when the keys file changed (a revoked key stops working within seconds)."""
+        now = time.monotonic()
+        if now - self._keys_checked >= self.KEYS_RECHECK_S:
+            self._keys_checked = now
+            stamp = self._stamp()
+            if stamp != self._keys_stamp:
+                try:
+                    self.keys = KeyStore.load(self.settings.keys_file)
+                    self._keys_stamp = stamp
+                except Exception as exc:  # keep the last good keys; name the error, not the content
+                    log.error("keys file not reloaded: %s", type(exc).__name__)
+        return self.keys
+
+    def _authorize(
+        self, authorization: str | None, need: str
+    ) -> tuple[Principal | None, Reply | None]:
+        principal = self.current_keys().authenticate(authorization)
+        if principal is None:
+            return None, Reply(
+                401, {"error": "missing or invalid API key"}, {"WWW-Authenticate": "Bearer"}
+            )
+        allowed = {
+            "score": principal.can_score(),
+            "admin": principal.can_admin(),
+            "read": principal.role != "scorer",
+        }
+        if not allowed[need]:
+            return principal, Reply(403, {"error": f"role {principal.role} may not {need}"})
+        return principal, None
+
+    def authenticate(self, authorization: str | None) -> Principal | None:
+        return self.current_keys().authenticate(authorization)
+
+    # ---------------------------------------------------------------- scoring
+    def score(self, body: Any, authorization: str | None) -> Reply:
+        principal, denied = self._authorize(authorization, "score")
+        if denied:
+            return denied
+        loaded = self._loaded
+        if loaded is None:
+            return Reply(503, {"error": f"not ready: no model loaded ({self._load_error})"})
+        request_problems = self._check_envelope(body)
+        if request_problems:
+            return Reply(422, {"error": "invalid request", "problems": request_problems})
+        households = body["households"]
+        explain = body.get("explain", "flagged")
+        _, problems = schema.validate_records(households)
+        if problems:
+            return Reply(
+                422,
+                {
+                    "error": f"{len(problems)} problem(s) in {len({p.row for p in problems})} record(s); nothing was scored",
+                    "problems": [
+                        _problem(p.row, p.field, p.rule, p.household_id) for p in problems
+                    ],
+                },
+            )
+        # strictly validated: the JSON values are the record (no coercion happened)
+        records = Columns.from_records(households)
+        previous = previous_from_ledger(self.ledger, records)
+        info = ModelInfo(loaded.info["name"], str(loaded.info["version"]))
+        results = decide(records, previous, loaded.model, self.ruleset, info, explain=explain)
+        request_id = uuid.uuid4().hex
+        entries = [ledger_entry(rec, res) for rec, res in zip(households, results, strict=True)]
+        try:
+            self.ledger.record(
+                entries, caller=f"{principal.role}:{principal.id}", request_id=request_id
+            )
+        except LedgerError as exc:
+            log.error("ledger write failed for request %s: %s", request_id, type(exc).__name__)
+            return Reply(
+                503, {"error": "the decision ledger could not be written; nothing was answered"}
+            )
+        if self.on_decisions is not None:
+            self.on_decisions(results)
+        for res in results:
+            res.pop("contributions", None)
+        return Reply(200, {"results": results, "request_id": request_id})
+
+    @staticmethod
+    def _check_envelope(body: Any) -> list[dict[str, Any]]:
+        if not isinstance(body, dict):
+            return [_problem(None, "(body)", "must be a JSON object with a 'households' list")]
+        problems = []
+        unknown = set(body) - {"households", "explain"}
+        for k in sorted(unknown):
+            problems.append(
+                _problem(
+                    None, k, "unknown field; the request has 'households' and optional 'explain'"
+                )
+            )
+        hh = body.get("households")
+        if hh is None:
+            problems.append(_problem(None, "households", "required field is missing"))
+        elif not isinstance(hh, list):
+            problems.append(_problem(None, "households", "must be a list of household records"))
+        elif not 1 <= len(hh) <= MAX_RECORDS:
+            problems.append(
+                _problem(None, "households", f"must hold 1 to {MAX_RECORDS} records, got {len(hh)}")
+            )
+        explain = body.get("explain", "flagged")
+        if explain not in EXPLAIN_MODES:
+            problems.append(_problem(None, "explain", f"must be one of {list(EXPLAIN_MODES)}"))
+        return problems
+
+    # ---------------------------------------------------------------- reading decisions
+    def decision(self, decision_id: str, authorization: str | None) -> Reply:
+        principal, denied = self._authorize(authorization, "read")
+        if denied:
+            return denied
+        d = self.ledger.get(decision_id)
+        if d is None:
+            return Reply(404, {"error": "no such decision"})
+        if not principal.can_read(d["county_code"], d["village_code"]):
+            return Reply(403, {"error": "this household is outside your key's scope"})
+        self.ledger.log_access(
+            principal.id, principal.role, "read_decision", household_id=d["household_id"]
+        )
+        return Reply(200, d)
+
+    def household_decisions(self, household_id: str, authorization: str | None) -> Reply:
+        principal, denied = self._authorize(authorization, "read")
+        if denied:
+            return denied
+        history = self.ledger.household_history(household_id)
+        if not history:
+            return Reply(404, {"error": "no decisions for this household"})
+        latest = history[-1]
+        if not principal.can_read(latest["county_code"], latest["village_code"]):
+            return Reply(403, {"error": "this household is outside your key's scope"})
+        self.ledger.log_access(
+            principal.id, principal.role, "read_household", household_id=household_id
+        )
+        return Reply(200, {"household_id": household_id, "decisions": history})

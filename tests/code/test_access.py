@@ -1,0 +1,390 @@
+"""API keys: hashing, loading and validation, the auth matrix, scopes, add_key and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import riskml.cli.keys  # noqa: F401  (registers the `keys` command group)
+from riskml.cli import app
+from riskml.service.access import (
+    KeyConfigError,
+    KeyStore,
+    Principal,
+    add_key,
+    hash_token,
+    new_token,
+)
+from riskml.store.ledger import Ledger
+
+COUNTY_A = "530102"
+COUNTY_B = "530103"
+VILLAGE_A1 = "530102001001"
+VILLAGE_B1 = "530103001001"
+VILLAGE_B2 = "530103002001"
+
+TOKENS = {name: new_token() for name in ("scorer", "admin", "cw_county", "cw_village", "cw_both")}
+
+
+def _entries() -> list[dict]:
+    return [
+        {"id": "scoring-app", "hash": hash_token(TOKENS["scorer"]), "role": "scorer"},
+        {"id": "ops", "hash": hash_token(TOKENS["admin"]), "role": "admin"},
+        {
+            "id": "county-a",
+            "hash": hash_token(TOKENS["cw_county"]),
+            "role": "caseworker",
+            "counties": [COUNTY_A],
+        },
+        {
+            "id": "village-b1",
+            "hash": hash_token(TOKENS["cw_village"]),
+            "role": "caseworker",
+            "villages": [VILLAGE_B1],
+        },
+        {
+            "id": "both",
+            "hash": hash_token(TOKENS["cw_both"]),
+            "role": "caseworker",
+            "counties": [COUNTY_A],
+            "villages": [VILLAGE_B2],
+        },
+    ]
+
+
+@pytest.fixture
+def store() -> KeyStore:
+    return KeyStore.from_entries(_entries())
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    monkeypatch.delenv("RISKML_API_KEYS", raising=False)
+    monkeypatch.delenv("RISKML_API_KEYS_FILE", raising=False)
+    monkeypatch.setattr("riskml.config.STATE_DIR", tmp_path / "state")
+
+
+# --------------------------------------------------------------------------- tokens
+def test_tokens_are_random_prefixed_and_hashed():
+    a, b = new_token(), new_token()
+    assert a != b
+    assert a.startswith("rk_") and len(a) == 3 + 43
+    h = hash_token(a)
+    assert h.startswith("sha256:") and len(h) == 7 + 64
+    assert h == hash_token(a) and h != hash_token(b)
+    assert a not in h
+
+
+# --------------------------------------------------------------------------- auth matrix
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "   ",
+        "Bearer",
+        "Bearer ",
+        "Basic " + TOKENS["admin"],
+        TOKENS["admin"],  # no scheme
+        "Bearer " + TOKENS["admin"] + " extra",
+        "Bearer " + TOKENS["admin"][:-1],  # one character short
+        "Bearer " + new_token(),  # well-formed, unknown
+        "Bearer " + hash_token(TOKENS["admin"]),  # the stored hash is not a key
+    ],
+)
+def test_authenticate_refuses(store, header):
+    assert store.authenticate(header) is None
+
+
+@pytest.mark.parametrize(
+    ("token", "key_id", "role"),
+    [
+        ("scorer", "scoring-app", "scorer"),
+        ("admin", "ops", "admin"),
+        ("cw_county", "county-a", "caseworker"),
+        ("cw_village", "village-b1", "caseworker"),
+    ],
+)
+def test_authenticate_each_role(store, token, key_id, role):
+    p = store.authenticate("Bearer " + TOKENS[token])
+    assert isinstance(p, Principal)
+    assert (p.id, p.role) == (key_id, role)
+    # the scheme is case-insensitive and surrounding blanks are tolerated
+    assert store.authenticate("  bearer " + TOKENS[token] + " ") == p
+
+
+def test_empty_store_authenticates_nobody():
+    empty = KeyStore.load()  # no file, no env
+    assert len(empty) == 0
+    assert empty.authenticate("Bearer " + TOKENS["admin"]) is None
+
+
+# --------------------------------------------------------------------------- permissions
+def test_scorer_may_score_only(store):
+    p = store.authenticate("Bearer " + TOKENS["scorer"])
+    assert p.can_score() and not p.can_admin()
+    assert not p.can_read(COUNTY_A, VILLAGE_A1)
+    assert p.scope_filter() == ([], [])
+
+
+def test_admin_may_do_everything(store):
+    p = store.authenticate("Bearer " + TOKENS["admin"])
+    assert p.can_admin() and p.can_score()
+    assert p.can_read(COUNTY_A, VILLAGE_A1) and p.can_read("650101", "650101001001")
+    assert p.scope_filter() == (None, None)
+
+
+def test_caseworker_scope_by_county(store):
+    p = store.authenticate("Bearer " + TOKENS["cw_county"])
+    assert not p.can_score() and not p.can_admin()
+    assert p.can_read(COUNTY_A, VILLAGE_A1)
+    assert p.can_read(COUNTY_A, "530102999001")  # any village of the county
+    assert not p.can_read(COUNTY_B, VILLAGE_B1)
+    assert not p.can_read(None, None)
+    assert p.scope_filter() == ([COUNTY_A], [])
+
+
+def test_caseworker_scope_by_village(store):
+    p = store.authenticate("Bearer " + TOKENS["cw_village"])
+    assert p.can_read(COUNTY_B, VILLAGE_B1)
+    assert not p.can_read(COUNTY_B, VILLAGE_B2)  # same county, other village
+    assert not p.can_read(COUNTY_A, VILLAGE_A1)
+    assert p.scope_filter() == ([], [VILLAGE_B1])
+
+
+def test_caseworker_scope_by_county_or_village(store):
+    p = store.authenticate("Bearer " + TOKENS["cw_both"])
+    assert p.can_read(COUNTY_A, VILLAGE_A1)
+    assert p.can_read(COUNTY_B, VILLAGE_B2)
+    assert not p.can_read(COUNTY_B, VILLAGE_B1)
+    assert p.describe_scope() == f"county:{COUNTY_A},village:{VILLAGE_B2}"
+
+
+def test_scope_filter_drives_the_ledger_worklist(store, tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+
+    def entry(hid, county, village):
+        return {
+            "household_id": hid,
+            "period": "2024-06",
+            "county_code": county,
+            "village_code": village,
+            "model_name": "m",
+            "model_version": "1",
+            "rules_version": "r",
+            "score": 0.5,
+            "risk_level": "yellow",
+            "flagged": True,
+            "flagged_by": "model",
+            "record": {"household_id": hid},
+            "result": {"household_id": hid},
+        }
+
+    ledger.record(
+        [
+            entry("a1", COUNTY_A, VILLAGE_A1),
+            entry("b1", COUNTY_B, VILLAGE_B1),
+            entry("b2", COUNTY_B, VILLAGE_B2),
+        ],
+        caller="scoring-app",
+        request_id="r",
+    )
+
+    def worklist(token):
+        p = store.authenticate("Bearer " + TOKENS[token])
+        rows = ledger.latest_by_household(*p.scope_filter())
+        # the filter and can_read agree row by row
+        assert all(p.can_read(r["county_code"], r["village_code"]) for r in rows)
+        return sorted(r["household_id"] for r in rows)
+
+    assert worklist("admin") == ["a1", "b1", "b2"]
+    assert worklist("cw_county") == ["a1"]
+    assert worklist("cw_village") == ["b1"]
+    assert worklist("cw_both") == ["a1", "b2"]
+    assert worklist("scorer") == []
+    ledger.close()
+
+
+# --------------------------------------------------------------------------- loading
+def test_load_yaml_file_by_argument_and_env(tmp_path, monkeypatch):
+    path = tmp_path / "keys.yaml"
+    path.write_text(yaml.safe_dump({"keys": _entries()[:3]}))
+    store = KeyStore.load(path)
+    assert [e.id for e in store.entries] == ["scoring-app", "ops", "county-a"]
+    assert store.authenticate("Bearer " + TOKENS["cw_county"]).counties == frozenset({COUNTY_A})
+
+    monkeypatch.setenv("RISKML_API_KEYS_FILE", str(path))
+    monkeypatch.setenv("RISKML_API_KEYS", json.dumps(_entries()[3:]))
+    merged = KeyStore.load()
+    assert [e.id for e in merged.entries] == [
+        "scoring-app",
+        "ops",
+        "county-a",
+        "village-b1",
+        "both",
+    ]
+    assert merged.entries[-1].source == "$RISKML_API_KEYS"
+    assert merged.authenticate("Bearer " + TOKENS["cw_village"]).id == "village-b1"
+
+
+def test_load_bare_list_and_unquoted_codes(tmp_path):
+    path = tmp_path / "keys.yaml"
+    path.write_text(
+        f"- id: cw\n  hash: {hash_token('t')}\n  role: caseworker\n  counties: [530102]\n"
+    )
+    (entry,) = KeyStore.load(path).entries
+    assert entry.counties == ("530102",)
+
+
+def test_missing_named_file_is_an_error(tmp_path, monkeypatch):
+    with pytest.raises(KeyConfigError, match="cannot read"):
+        KeyStore.load(tmp_path / "absent.yaml")
+    monkeypatch.setenv("RISKML_API_KEYS_FILE", str(tmp_path / "absent.yaml"))
+    with pytest.raises(KeyConfigError, match="cannot read"):
+        KeyStore.load()
+
+
+def test_bad_env_json_is_an_error(monkeypatch):
+    monkeypatch.setenv("RISKML_API_KEYS", "[{not json")
+    with pytest.raises(KeyConfigError, match=r"\$RISKML_API_KEYS: not valid JSON"):
+        KeyStore.load()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"role": "boss"}, r"entry 'k1': role: unknown role 'boss'"),
+        ({"role": None}, r"entry 'k1': role: unknown role None"),
+        ({"hash": None}, r"entry 'k1': hash: missing"),
+        ({"hash": "rk_rawtokenpastedbymistake"}, r"entry 'k1': hash: must be 'sha256:'"),
+        ({"hash": "sha256:" + "A" * 64}, r"entry 'k1': hash: must be"),
+        ({"counties": ["53010"]}, r"entry 'k1': counties: '53010' is not a 6-digit code"),
+        ({"counties": ["990101"]}, r"entry 'k1': counties: 990101 does not start with a province"),
+        ({"villages": ["5301020010"]}, r"entry 'k1': villages: '5301020010' is not a 12-digit"),
+        ({"villages": "530102001001x"}, r"entry 'k1': villages: .* is not a 12-digit"),
+        ({"counties": None}, r"entry 'k1': a caseworker key needs counties and/or villages"),
+        ({"colour": "red"}, r"entry 'k1': unknown key\(s\) colour"),
+        ({"id": "has space"}, r"entry 'has space': id: required"),
+    ],
+)
+def test_validation_names_entry_and_key(change, message):
+    entry = {"id": "k1", "hash": hash_token("t1"), "role": "caseworker", "counties": [COUNTY_A]}
+    entry.update(change)
+    entry = {k: v for k, v in entry.items() if v is not None or k in ("role",)}
+    with pytest.raises(KeyConfigError, match=message):
+        KeyStore.from_entries([entry])
+
+
+def test_validation_reports_every_problem_and_entry_number():
+    with pytest.raises(KeyConfigError) as info:
+        KeyStore.from_entries(
+            [
+                {"id": "ok", "hash": hash_token("a"), "role": "scorer"},
+                {"hash": hash_token("b"), "role": "nobody"},
+                {"id": "s", "hash": hash_token("c"), "role": "scorer", "counties": [COUNTY_A]},
+                "not a mapping",
+            ]
+        )
+    text = str(info.value)
+    assert "entry #2: id: required" in text
+    assert "entry #2: role: unknown role 'nobody'" in text
+    assert "entry 's': counties/villages apply to caseworker keys only" in text
+    assert "entry #4: must be a mapping" in text
+
+
+def test_duplicate_ids_and_hashes_are_refused(monkeypatch, tmp_path):
+    with pytest.raises(KeyConfigError, match="entry 'a': id: also used"):
+        KeyStore.from_entries(
+            [
+                {"id": "a", "hash": hash_token("1"), "role": "scorer"},
+                {"id": "a", "hash": hash_token("2"), "role": "admin"},
+            ]
+        )
+    with pytest.raises(KeyConfigError, match="entry 'b': hash: same key as entry 'a'"):
+        KeyStore.from_entries(
+            [
+                {"id": "a", "hash": hash_token("1"), "role": "scorer"},
+                {"id": "b", "hash": hash_token("1"), "role": "admin"},
+            ]
+        )
+    path = tmp_path / "keys.yaml"
+    path.write_text(yaml.safe_dump([_entries()[0]]))
+    monkeypatch.setenv("RISKML_API_KEYS", json.dumps([_entries()[0]]))
+    with pytest.raises(KeyConfigError, match=r"\$RISKML_API_KEYS: entry 'scoring-app': id"):
+        KeyStore.load(path)
+
+
+# --------------------------------------------------------------------------- add_key
+def test_add_key_stores_only_the_hash(tmp_path):
+    path = tmp_path / "conf" / "keys.yaml"
+    t1 = add_key(path, "scoring-app", "scorer")
+    t2 = add_key(path, "cw", "caseworker", counties=[COUNTY_A], villages=[VILLAGE_B1])
+    content = path.read_text()
+    assert t1 not in content and t2 not in content
+    assert hash_token(t1) in content and hash_token(t2) in content
+    assert (path.stat().st_mode & 0o777) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["keys.yaml"]  # no temp files left
+
+    store = KeyStore.load(path)
+    assert store.authenticate("Bearer " + t1).role == "scorer"
+    cw = store.authenticate("Bearer " + t2)
+    assert cw.counties == frozenset({COUNTY_A}) and cw.villages == frozenset({VILLAGE_B1})
+
+
+def test_add_key_refuses_bad_entries_and_leaves_file_unchanged(tmp_path):
+    path = tmp_path / "keys.yaml"
+    add_key(path, "cw", "caseworker", counties=[COUNTY_A])
+    before = path.read_bytes()
+    with pytest.raises(KeyConfigError, match="id: also used"):
+        add_key(path, "cw", "scorer")
+    with pytest.raises(KeyConfigError, match="role: unknown role 'boss'"):
+        add_key(path, "x", "boss")
+    with pytest.raises(KeyConfigError, match="needs counties and/or villages"):
+        add_key(path, "y", "caseworker")
+    with pytest.raises(KeyConfigError, match="not a 6-digit code"):
+        add_key(path, "z", "caseworker", counties=["12"])
+    assert path.read_bytes() == before
+
+
+def test_add_key_default_file_is_in_state_dir(tmp_path):
+    token = add_key(None, "ops", "admin")
+    assert (tmp_path / "state" / "api_keys.yaml").exists()
+    assert KeyStore.load().authenticate("Bearer " + token).can_admin()
+
+
+# --------------------------------------------------------------------------- CLI
+def test_cli_keys_add_prints_token_once_and_list_hides_hashes(tmp_path):
+    runner = CliRunner()
+    path = tmp_path / "keys.yaml"
+    res = runner.invoke(
+        app,
+        ["keys", "add", "--id", "cw-1", "--role", "caseworker"]
+        + ["--county", COUNTY_A, "--village", VILLAGE_B1, "--village", VILLAGE_B2]
+        + ["--file", str(path)],
+    )
+    assert res.exit_code == 0, res.output
+    token = res.stdout.strip()
+    assert token.startswith("rk_") and "\n" not in token
+    assert token not in path.read_text()
+    p = KeyStore.load(path).authenticate(f"Bearer {token}")
+    assert p.id == "cw-1" and p.villages == frozenset({VILLAGE_B1, VILLAGE_B2})
+
+    res = runner.invoke(app, ["keys", "list", "--file", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "cw-1" in res.stdout and "caseworker" in res.stdout and COUNTY_A in res.stdout
+    assert hash_token(token) not in res.stdout
+    assert hash_token(token)[:15] in res.stdout
+    assert token not in res.stdout
+
+
+def test_cli_keys_add_rejects_bad_role(tmp_path):
+    path = tmp_path / "keys.yaml"
+    res = CliRunner().invoke(
+        app, ["keys", "add", "--id", "x", "--role", "boss", "--file", str(path)]
+    )
+    assert res.exit_code == 1
+    assert "unknown role 'boss'" in res.output
+    assert not path.exists()
