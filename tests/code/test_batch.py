@@ -106,7 +106,7 @@ def _reference_decide(records, previous, model, ruleset, info, explain="flagged"
     from riskml.model.reasons import risk_types_from_contributions, top_reasons
     from riskml.policy import rules as policy_rules
     from riskml.policy.risk_types import measures_for
-    from riskml.scoring.decide import _records_as_dicts
+    from riskml.scoring.decide import records_as_dicts
 
     n = len(records)
     records = records.reset_index(drop=True)
@@ -130,7 +130,7 @@ def _reference_decide(records, previous, model, ruleset, info, explain="flagged"
     contrib = model.explain(X.iloc[explain_rows]) if len(explain_rows) else None
     contrib_of = {int(r): j for j, r in enumerate(explain_rows)}
     need = np.union1d(explain_rows, np.flatnonzero(flagged)).astype(int)
-    record_dicts = dict(zip(need.tolist(), _records_as_dicts(records, need), strict=True))
+    record_dicts = dict(zip(need.tolist(), records_as_dicts(records, need), strict=True))
     feature_rows = X.iloc[explain_rows].to_dict("records") if len(explain_rows) else []
     out = []
     for i in range(n):

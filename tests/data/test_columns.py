@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from riskml.data import schema
-from riskml.data.columns import Columns, as_columns, parse_month
+from riskml.data.columns import Columns, as_columns
 from riskml.data.history import previous_from_panel
+from riskml.data.periods import parse_period
 from riskml.model.features import FEATURE_NAMES, build_features
 from riskml.policy import rules
 from riskml.scoring.decide import ModelInfo, decide
@@ -111,7 +112,7 @@ def test_derived_keys_and_their_errors():
         Columns.from_records([{"debt": "12"}])  # a numeric string is not read as a number
     for bad in ("2024-13", "2024/06", "June", "2024-06-01", "2024-06x"):
         with pytest.raises(ValueError, match="YYYY-MM"):
-            parse_month(bad)
+            parse_period(bad)
 
 
 def test_features_name_the_fields_a_frame_lacks(frames, lines):

@@ -54,17 +54,18 @@ def explain(
     from rich.console import Console
     from rich.table import Table
 
+    from riskml.data.periods import parse_date_month
     from riskml.data.reference import MissingReferenceError, ReferenceLines
     from riskml.data.regions import PROVINCES
     from riskml.policy.risk_types import RISK_TYPES
-    from riskml.policy.rules import RuleSet, RulesFileError, _format, _parse_month
+    from riskml.policy.rules import RuleSet, RulesFileError, format_value
 
     code = province.strip()[:2]
     if code not in PROVINCES:
         typer.echo(f"error: unknown province code {province!r}; use two digits, e.g. 53", err=True)
         raise typer.Exit(2)
     try:
-        month = _parse_month(date)
+        month = parse_date_month(date)
     except ValueError as exc:
         typer.echo(f"error: --date {exc}", err=True)
         raise typer.Exit(2) from None
@@ -104,7 +105,7 @@ def explain(
             thr = c.threshold_text()
         elif c.threshold_ref in line_values:
             resolved = line_values[c.threshold_ref] * c.factor
-            thr = f"{c.threshold_text()} = {_format(resolved, c.kind, 'en')}"
+            thr = f"{c.threshold_text()} = {format_value(resolved, c.kind, 'en')}"
         else:
             thr = c.threshold_text()
         rt = RISK_TYPES[r.risk_type]

@@ -15,16 +15,15 @@ are computed once per ``Columns`` and cached on it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from riskml.data.periods import parse_period
 from riskml.data.schema import FIELDS
 
-_PERIOD = re.compile(r"\d{4}-\d{2}")
 TEXT_FIELDS = frozenset(f.name for f in FIELDS if f.kind == "str")
 
 
@@ -118,7 +117,7 @@ class Columns:
     def month(self) -> np.ndarray:
         """``period`` as a month count (year × 12 + month − 1), int64, per record."""
         if "month" not in self._cache:
-            self._cache["month"] = _per_unique(self._arrays["period"], "period", parse_month)
+            self._cache["month"] = _per_unique(self._arrays["period"], "period", parse_period)
         return self._cache["month"]
 
     def year(self) -> np.ndarray:
@@ -130,14 +129,6 @@ def as_columns(data: pd.DataFrame | Columns | None) -> Columns | None:
     if data is None or isinstance(data, Columns):
         return data
     return Columns.from_frame(data)
-
-
-def parse_month(value: Any) -> int:
-    """A period ``YYYY-MM`` as a month count; ValueError naming the value otherwise."""
-    text = str(value)
-    if not _PERIOD.fullmatch(text) or not 1 <= int(text[5:7]) <= 12:
-        raise ValueError(f"period must be written YYYY-MM, got {value!r}")
-    return int(text[:4]) * 12 + int(text[5:7]) - 1
 
 
 def _not_a_number(values: list[Any], name: str) -> str:

@@ -57,7 +57,13 @@ class Field:
 
 _MONEY = "yuan, 12 months ending with period, whole household"
 _ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-_PERIOD_PATTERN = r"^(19|20)\d\d-(0[1-9]|1[0-2])$"
+_PERIOD_PATTERN = r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$"
+
+
+def pseudonymous_id(value: Any) -> str | None:
+    """``value`` if it is a well-formed pseudonymous household id (safe to name in a problem), else None."""
+    return value if isinstance(value, str) and re.fullmatch(_ID_PATTERN, value) else None
+
 
 FIELDS: tuple[Field, ...] = (
     Field(
@@ -79,14 +85,14 @@ FIELDS: tuple[Field, ...] = (
         "str",
         "county, GB/T 2260; the first two digits are the province",
         nullable=False,
-        pattern=r"^\d{6}$",
+        pattern=r"^[0-9]{6}$",
     ),
     Field(
         "village_code",
         "str",
         "village (grid), 12 digits starting with county_code",
         nullable=False,
-        pattern=r"^\d{12}$",
+        pattern=r"^[0-9]{12}$",
     ),
     Field(
         "household_size", "int", "members", unit="persons", nullable=False, minimum=1, maximum=20
@@ -238,6 +244,11 @@ class Problem:
             "rule": self.rule,
         }
 
+    @property
+    def reason(self) -> str:
+        """The problem as a rejects file words it: field, rule and the value found."""
+        return f"{self.field}: {self.rule} (got {_jsonable(self.value)!r})"
+
     def __str__(self) -> str:
         hid = f" (household_id {self.household_id})" if self.household_id else ""
         return f"row {self.row}{hid}, field {self.field!r}: {self.rule} (got {_jsonable(self.value)!r})"
@@ -325,7 +336,7 @@ def validate_frame(df: pd.DataFrame) -> list[Problem]:
             return
         values = df[field].to_numpy()
         for i in positions[mask]:
-            h = hid[i] if isinstance(hid[i], str) and re.fullmatch(_ID_PATTERN, hid[i]) else None
+            h = pseudonymous_id(hid[i])
             problems.append(Problem(int(i), h, field, values[i], rule))
 
     for f in FIELDS:
@@ -424,7 +435,7 @@ def split_valid(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[Prob
     bad_rows = sorted({p.row for p in problems})
     reasons: dict[int, list[str]] = {}
     for p in problems:
-        reasons.setdefault(p.row, []).append(f"{p.field}: {p.rule} (got {_jsonable(p.value)!r})")
+        reasons.setdefault(p.row, []).append(p.reason)
     mask = np.zeros(len(df), dtype=bool)
     mask[bad_rows] = True
     rejects = df.iloc[mask].copy()
@@ -515,7 +526,7 @@ def validate_records(records: list[Any]) -> tuple[list[BaseModel], list[Problem]
     problems: list[Problem] = []
     for i, rec in enumerate(records):
         hid = rec.get("household_id") if isinstance(rec, dict) else None
-        hid = hid if isinstance(hid, str) and re.fullmatch(_ID_PATTERN, hid) else None
+        hid = pseudonymous_id(hid)
         if not isinstance(rec, dict):
             problems.append(Problem(i, None, "(record)", None, "must be a JSON object"))
             continue

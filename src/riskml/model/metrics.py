@@ -22,7 +22,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 GROUP_COLUMNS = ("province", "formerly_poor", "head_female", "ethnic_minority")
 
 
-def _auc(y: np.ndarray, p: np.ndarray) -> float:
+def auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
 
 
@@ -60,7 +60,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {
         "n": float(len(y)),
         "base_rate": float(y.mean()) if len(y) else float("nan"),
-        "roc_auc": _auc(y, p),
+        "roc_auc": auc(y, p),
         "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
         "log_loss": float(log_loss(y, p, labels=[0, 1])) if len(y) else float("nan"),
         "brier": float(brier_score_loss(y, p)) if len(y) else float("nan"),
@@ -162,7 +162,7 @@ def group_table(
                     "value": str(g),
                     "n": len(idx),
                     "base_rate": float(y[idx].mean()),
-                    "roc_auc": _auc(y[idx], score[idx]),
+                    "roc_auc": auc(y[idx], score[idx]),
                     "recall": sel["recall"],
                     "precision": sel["precision"],
                     "flag_rate": sel["selected_share"],
@@ -230,7 +230,7 @@ def evaluate_scores(
     scorers: dict[str, np.ndarray] = {"model": score}
     if rules_severity is not None:
         scorers["rules"] = rules_severity
-        metrics["rules_roc_auc"] = _auc(y, rules_severity)
+        metrics["rules_roc_auc"] = auc(y, rules_severity)
     if oracle is not None:
         scorers["oracle"] = oracle
         om = binary_metrics(y, oracle)

@@ -100,7 +100,7 @@ from riskml.data.history import previous_from_ledger
 from riskml.data.label import spend_adjusted_pc_income
 from riskml.data.periods import shift_period, year_of
 from riskml.model.metrics import (
-    _auc,
+    auc,
     expected_calibration_error,
     reliability_table,
     selection_metrics,
@@ -935,7 +935,7 @@ def _realised(
         "positives": int(y.sum()),
         "base_rate": float(y.mean()) if n else float("nan"),
         "mean_score": float(p.mean()) if n else float("nan"),
-        "roc_auc": _auc(y, p) if n else float("nan"),
+        "roc_auc": auc(y, p) if n else float("nan"),
         "recall_at_capacity": m["recall"],
         "precision_at_capacity": m["precision"],
         "recall_at_capacity_per_county": mc["recall"],
@@ -1597,7 +1597,7 @@ def log_to_mlflow(result: MonitorResult, html: str, figs: dict[str, Any] | None 
     """One run in the "household-risk-monitoring" experiment: metrics, report, plots, tables, alerts."""
     from riskml.training import registry
 
-    mlflow = registry._mlflow()
+    mlflow = registry.import_mlflow()
     exp_id = registry.ensure_experiment(MONITORING_EXPERIMENT)
     figs = figs if figs is not None else figures(result)
     name = result.model.get("name", "unknown")
@@ -1664,7 +1664,7 @@ def model_reference(uri: str) -> tuple[Any, dict[str, Any]]:
 def _profile_from_artifacts(uri: str) -> dict[str, Any] | None:
     from riskml.training import registry
 
-    mlflow = registry._mlflow()
+    mlflow = registry.import_mlflow()
     try:
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=f"{uri.rstrip('/')}/artifacts/risk_model/profile.json"

@@ -36,7 +36,6 @@ adds 3 to 6, a yellow rule 1 to 2; a household with nothing fired has 0.
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import hashlib
 import math
@@ -54,6 +53,7 @@ import yaml
 from riskml import config
 from riskml.data.columns import Columns, as_columns
 from riskml.data.label import INCOME_FIELDS
+from riskml.data.periods import month_text, parse_date_month
 from riskml.data.reference import ReferenceLines, default_lines
 from riskml.data.regions import PROVINCES
 from riskml.data.schema import FIELD_NAMES, FIELDS, records_to_frame
@@ -153,7 +153,6 @@ VALUES: dict[str, ValueSpec] = {
 
 _TEMPLATE_EXTRAS = ("value", "threshold", "factor")
 _ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_DATE_RE = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?$")
 
 
 # --------------------------------------------------------------------------- errors
@@ -207,7 +206,7 @@ class Condition:
         if self.threshold_ref is not None:
             f = "" if self.factor == 1 else f"{_fmt_factor(self.factor)} × "
             return f"{f}{self.threshold_ref}"
-        return _format(self.threshold, self.kind, "en")
+        return format_value(self.threshold, self.kind, "en")
 
     def describe(self) -> str:
         if self.is_flag:
@@ -288,8 +287,8 @@ class Override:
         tgt = f" on {self.target}" if self.target else ""
         when = ""
         if self.start is not None or self.end is not None:
-            a = _month_text(self.start) if self.start is not None else "…"
-            b = _month_text(self.end) if self.end is not None else "open"
+            a = month_text(self.start) if self.start is not None else "…"
+            b = month_text(self.end) if self.end is not None else "open"
             when = f" ({a} – {b})"
         return f"province {','.join(self.provinces)}{tgt}{when}: {', '.join(bits)}"
 
@@ -331,8 +330,8 @@ class Rule:
         return _in_range(month, self.start, self.end)
 
     def effective_text(self) -> str:
-        end = _month_text(self.end) if self.end is not None else "open"
-        return f"{_month_text(self.start)} – {end}"
+        end = month_text(self.end) if self.end is not None else "open"
+        return f"{month_text(self.start)} – {end}"
 
     def describe(self) -> str:
         s = self.condition.describe()
@@ -341,10 +340,6 @@ class Rule:
 
 def _in_range(month: int, start: int | None, end: int | None) -> bool:
     return (start is None or month >= start) and (end is None or month <= end)
-
-
-def _month_text(m: int) -> str:
-    return f"{m // 12:04d}-{m % 12 + 1:02d}"
 
 
 # --------------------------------------------------------------------------- loading
@@ -365,23 +360,6 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _parse_month(value: Any) -> int:
-    """``YYYY-MM`` or ``YYYY-MM-DD`` (string or date) as a month index; only the month counts."""
-    if isinstance(value, _dt.datetime | _dt.date):
-        return value.year * 12 + value.month - 1
-    if not isinstance(value, str):
-        raise ValueError(f"must be a date written YYYY-MM or YYYY-MM-DD, got {value!r}")
-    m = _DATE_RE.fullmatch(value.strip())
-    if not m:
-        raise ValueError(f"must be a date written YYYY-MM or YYYY-MM-DD, got {value!r}")
-    y, mo, d = int(m.group(1)), int(m.group(2)), m.group(3)
-    try:
-        _dt.date(y, mo, int(d) if d else 1)
-    except ValueError:
-        raise ValueError(f"is not a real date: {value!r}") from None
-    return y * 12 + mo - 1
 
 
 def _template_names(template: str) -> list[str]:
@@ -679,7 +657,7 @@ class _Parser:
                 out.append(None)
                 continue
             try:
-                out.append(_parse_month(v))
+                out.append(parse_date_month(v))
             except ValueError as exc:
                 raise self.error(f"{key}.{k}", f"bad date: {exc}") from None
         start, end = out
@@ -849,7 +827,7 @@ class RuleSet:
         where several set the same thing, the later one wins.
         """
         prov = str(province_code)[:2]
-        month = _parse_month(on_date)
+        month = parse_date_month(on_date)
         out: list[Rule] = []
         for r in self.rules:
             if not r.in_force(month):
@@ -914,7 +892,7 @@ class _Context:
         if on is None:
             self.month = period_month
         else:
-            self.month = np.full(self.n, _parse_month(on), dtype=np.int64)
+            self.month = np.full(self.n, parse_date_month(on), dtype=np.int64)
         self._lines = lines
 
     def _line_arrays(self) -> None:
@@ -1170,10 +1148,10 @@ class RuleResults:
 
     def _render(self, tmpl: str, lang: str, r: Rule, i: int, v: float, t: float, f: float) -> str:
         kind = r.condition.kind
-        vs, ts = _format(v, kind, lang), _format(t, kind, lang)
+        vs, ts = format_value(v, kind, lang), format_value(t, kind, lang)
         if vs == ts and v != t and math.isfinite(v):  # 5,999.6 vs 6,000: show digits that differ
             for extra in (1, 2, 3):
-                vs, ts = _format(v, kind, lang, extra), _format(t, kind, lang, extra)
+                vs, ts = format_value(v, kind, lang, extra), format_value(t, kind, lang, extra)
                 if vs != ts:
                     break
         values: dict[str, str] = {"value": vs, "threshold": ts, "factor": _fmt_factor(f)}
@@ -1181,7 +1159,7 @@ class RuleResults:
             if name not in values:
                 arr, known = self._ctx.get(name)
                 values[name] = (
-                    _format(float(arr[i]), VALUES[name].kind, lang)
+                    format_value(float(arr[i]), VALUES[name].kind, lang)
                     if known[i]
                     else ("缺失" if lang == "zh" else "missing")
                 )
@@ -1428,7 +1406,7 @@ def _fmt_factor(f: float) -> str:
     return "" if f is None or not math.isfinite(f) else f"{f:g}"
 
 
-def _format(v: float | None, kind: Kind, lang: str, extra: int = 0) -> str:
+def format_value(v: float | None, kind: Kind, lang: str, extra: int = 0) -> str:
     """Numbers as caseworkers read them: whole yuan with separators, shares as percent.
 
     ``extra`` adds decimals (used when a value would otherwise print the same as

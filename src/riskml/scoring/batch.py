@@ -54,7 +54,6 @@ import csv
 import getpass
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -76,6 +75,7 @@ import pyarrow.parquet as pq
 
 from riskml.data import schema
 from riskml.data.history import MAX_GAP_MONTHS
+from riskml.data.periods import period_or
 from riskml.model.risk_model import RiskModel
 from riskml.policy.rules import RuleSet
 from riskml.scoring.decide import ExplainMode, ModelInfo, decide
@@ -347,7 +347,7 @@ def scan_keys(path: str | Path, chunk_rows: int) -> Keys:
     del hids
     period_codes, uniques = _unified_codes(periods)
     del periods
-    month_of = np.array([_month(p) for p in uniques] + [-1], dtype=np.int32)
+    month_of = np.array([period_or(p, -1) for p in uniques] + [-1], dtype=np.int32)
     month = month_of[period_codes]  # -1 (missing) indexes the trailing -1
     duplicate = _later_repeats(hid_codes, period_codes)
     _release_arrow_memory()
@@ -431,15 +431,6 @@ def _as_string(a: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pa.array([None if v is None else f"\x00{v}" for v in a.to_pylist()], type=pa.string())
 
 
-def _month(period: str | None) -> int:
-    if not isinstance(period, str) or len(period) != 7 or period[4] != "-":
-        return -1
-    y, m = period[:4], period[5:]
-    if not (y.isdigit() and m.isdigit()) or not 1 <= int(m) <= 12:
-        return -1
-    return int(y) * 12 + int(m) - 1
-
-
 # --------------------------------------------------------------------------- pass 2: validation
 def validate_chunk(
     df: pd.DataFrame, duplicate: np.ndarray
@@ -466,23 +457,17 @@ def validate_chunk(
         hid = df["household_id"].to_numpy(dtype=object)
         period = df["period"].to_numpy(dtype=object)
         for i in extra:
-            h = hid[i] if isinstance(hid[i], str) and _valid_id(hid[i]) else None
+            h = schema.pseudonymous_id(hid[i])
             problems.append(schema.Problem(int(i), h, "period", period[i], DUPLICATE_RULE))
         order = {name: k for k, name in enumerate(schema.FIELD_NAMES)}
         problems.sort(key=lambda p: (p.row, order.get(p.field, 99)))
     reasons: dict[int, list[str]] = {}
     for p in problems:
-        reasons.setdefault(p.row, []).append(
-            f"{p.field}: {p.rule} (got {schema._jsonable(p.value)!r})"
-        )
+        reasons.setdefault(p.row, []).append(p.reason)
     valid = np.ones(n, dtype=bool)
     bad = sorted(reasons)
     valid[bad] = False
     return valid, bad, ["; ".join(reasons[i]) for i in bad]
-
-
-def _valid_id(value: str) -> bool:
-    return re.fullmatch(schema._ID_PATTERN, value) is not None
 
 
 # --------------------------------------------------------------------------- previous periods
@@ -697,9 +682,9 @@ def decisions_table(results: list[dict[str, Any]], records: pd.DataFrame) -> pa.
 
 def ledger_entries(results: list[dict[str, Any]], records: pd.DataFrame) -> list[dict[str, Any]]:
     """Ledger entries for decisions, built as the service builds them (``serving.py``)."""
-    from riskml.scoring.decide import _records_as_dicts, ledger_entry
+    from riskml.scoring.decide import ledger_entry, records_as_dicts
 
-    recs = _records_as_dicts(records.reset_index(drop=True), np.arange(len(records)))
+    recs = records_as_dicts(records.reset_index(drop=True), np.arange(len(records)))
     return [ledger_entry(rec, res) for rec, res in zip(recs, results, strict=True)]
 
 

@@ -62,8 +62,8 @@ DEFAULT_KEYS_FILE_NAME = "api_keys.yaml"
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
-_COUNTY = re.compile(r"^\d{6}$")
-_VILLAGE = re.compile(r"^\d{12}$")
+_COUNTY = re.compile(r"^[0-9]{6}$")
+_VILLAGE = re.compile(r"^[0-9]{12}$")
 _KNOWN_KEYS = frozenset({"id", "hash", "role", "counties", "villages", "note", "created"})
 _BEARER = re.compile(r"^Bearer +(\S+) *$", re.IGNORECASE)
 

@@ -39,7 +39,7 @@ _REQUIREMENT_PACKAGES = (
 )
 
 
-def _mlflow():
+def import_mlflow():
     import mlflow
 
     mlflow.set_tracking_uri(config.tracking_uri())
@@ -150,7 +150,7 @@ def git_commit() -> str:
 
 
 def ensure_experiment(name: str = config.EXPERIMENT_NAME) -> str:
-    mlflow = _mlflow()
+    mlflow = import_mlflow()
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
         location = config.artifact_root()
@@ -178,7 +178,7 @@ def log_training_run(
     from riskml.model.explain import global_importance, shap_plots
     from riskml.model.model_card import model_card
 
-    mlflow = _mlflow()
+    mlflow = import_mlflow()
     exp_id = ensure_experiment()
     model: RiskModel = result.model
     with mlflow.start_run(experiment_id=exp_id, run_name=f"train-{cfg.name}") as run:
@@ -281,7 +281,7 @@ def _alias_new_version(name: str, version: str) -> list[str]:
 def client_():
     from mlflow import MlflowClient
 
-    _mlflow()
+    import_mlflow()
     return MlflowClient(tracking_uri=config.tracking_uri())
 
 
@@ -292,7 +292,7 @@ def model_uri(name: str = config.REGISTERED_MODEL_NAME, alias: str = CHAMPION) -
 
 def load_risk_model(uri: str) -> RiskModel:
     """The RiskModel inside a logged pyfunc (``models:/name@alias``, ``runs:/...`` or a local path)."""
-    mlflow = _mlflow()
+    mlflow = import_mlflow()
     pyfunc = mlflow.pyfunc.load_model(uri)
     return pyfunc.unwrap_python_model().model
 
@@ -311,7 +311,7 @@ def resolve_alias(name: str, alias: str) -> dict[str, Any]:
 
 def download_model(name: str, version: str, dest: str | Path) -> Path:
     """Copy one registered model version into ``dest`` (for a serving cache)."""
-    mlflow = _mlflow()
+    mlflow = import_mlflow()
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     local = mlflow.artifacts.download_artifacts(
