@@ -55,15 +55,19 @@ keys: install
 serve: install
 	RISKML_API_KEYS_FILE=$(KEYS) $(RISKML) serve --host 127.0.0.1 --port $(PORT)
 
+# `bentoml build` (a test) calls uv: the tests see the uv that `make` installed or found.
+TEST_PATH := $(abspath $(dir $(UV))):$(PATH)
+
 test: install browser lint
-	.venv/bin/pytest -q
+	PATH="$(TEST_PATH)" .venv/bin/pytest -q
 
 test-fast: install
-	.venv/bin/pytest -q -m "not slow"
+	PATH="$(TEST_PATH)" .venv/bin/pytest -q -m "not slow"
 
 lint: install
 	.venv/bin/ruff check src tests bench serving training
 	.venv/bin/ruff format --check src tests bench serving training
+	.venv/bin/lint-imports --no-cache
 
 format: install
 	.venv/bin/ruff format src tests bench serving training

@@ -89,9 +89,10 @@ def main() -> None:
 
     from riskml.data import schema
     from riskml.data.history import previous_from_panel
+    from riskml.model.tree_engine import TreeEngine
     from riskml.policy.rules import RuleSet
     from riskml.scoring import batch
-    from riskml.scoring.decide import ModelInfo, TreeEngine
+    from riskml.scoring.decide import ModelInfo
 
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     model, train_seconds = bench_model()

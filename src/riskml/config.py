@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 # Nothing in this project may reach the internet: switch telemetry off before
@@ -13,14 +14,30 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# The repository root when running from a checkout (src/riskml -> root).
-PROJECT_ROOT = Path(os.environ.get("RISKML_HOME", PACKAGE_DIR.parent.parent)).resolve()
+# The repository root when running from a checkout (src/riskml -> root); elsewhere (an
+# installed wheel) the current directory, which is where a run keeps its state.
+_CHECKOUT = PACKAGE_DIR.parent.parent
+PROJECT_ROOT = Path(
+    os.environ.get("RISKML_HOME")
+    or (_CHECKOUT if (_CHECKOUT / "pyproject.toml").exists() else Path.cwd())
+).resolve()
 
-DATA_DIR = PROJECT_ROOT / "data"
-REFERENCE_LINES = DATA_DIR / "reference" / "lines.csv"
-REFERENCE_COUNTIES = DATA_DIR / "reference" / "counties.csv"
-POLICY_RULES = DATA_DIR / "policy" / "rules.yaml"
-SAMPLE_PANEL = DATA_DIR / "sample" / "panel.parquet"
+
+def package_file(relative: str) -> Path:
+    """A data file shipped inside the riskml package (found with importlib.resources)."""
+    return Path(str(resources.files("riskml").joinpath(relative)))
+
+
+# Package data (in the wheel too); each overridable from the environment.
+REFERENCE_LINES = Path(os.environ.get("RISKML_LINES_FILE") or package_file("data/tables/lines.csv"))
+REFERENCE_COUNTIES = Path(
+    os.environ.get("RISKML_COUNTIES_FILE") or package_file("data/tables/counties.csv")
+)
+POLICY_RULES = Path(
+    os.environ.get("RISKML_RULES_FILE") or package_file("policy/rules/default.yaml")
+)
+# A small simulated panel for demos and fast tests (in the repository, not in the package).
+SAMPLE_PANEL = PROJECT_ROOT / "data" / "sample" / "panel.parquet"
 
 # Everything a run writes (tracking store, artifacts, ledger, generated data).
 STATE_DIR = Path(os.environ.get("RISKML_STATE_DIR", PROJECT_ROOT / ".riskml")).resolve()

@@ -15,12 +15,12 @@ import pytest
 
 from riskml.data import schema
 from riskml.data.history import previous_from_panel
+from riskml.model.tree_engine import TreeEngine
 from riskml.policy.rules import RuleSet
 from riskml.scoring import batch
 from riskml.scoring.decide import (
     SUDDEN_RISK_TYPES,
     ModelInfo,
-    TreeEngine,
     decide,
     monitoring_type,
 )

@@ -46,11 +46,13 @@ def test_bento_builds_with_the_library_rules_and_reference_lines(tmp_path):
     (bento,) = [p for p in (tmp_path / "bentos" / "household_risk").iterdir() if p.is_dir()]
     src = bento / "src"
     assert (src / "serving" / "service.py").exists()
-    assert (src / "src" / "riskml" / "serving.py").exists()
-    assert (src / "data" / "policy" / "rules.yaml").exists()
-    assert (src / "data" / "reference" / "lines.csv").exists()
-    assert (src / "serving" / "pages" / "templates" / "worklist.html").exists()
-    assert (src / "serving" / "pages" / "static" / "style.css").exists()
+    lib = src / "src" / "riskml"
+    assert (lib / "service" / "bento.py").exists()
+    assert (lib / "policy" / "rules" / "default.yaml").exists()
+    assert (lib / "data" / "tables" / "lines.csv").exists()
+    assert (lib / "service" / "pages" / "templates" / "worklist.html").exists()
+    assert (lib / "service" / "pages" / "static" / "style.css").exists()
+    assert not list(lib.rglob("__pycache__"))
     info = yaml.safe_load((bento / "bento.yaml").read_text())
     assert info["service"] == "serving.service:HouseholdRisk"
     assert {"name": "PYTHONPATH", "value": "src", "stage": "all"} in info["envs"]

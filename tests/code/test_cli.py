@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+ROOT = Path(__file__).resolve().parents[2]
 RISKML = [str(Path(sys.executable).parent / "riskml")]
 
 
@@ -62,6 +63,7 @@ def test_validate_names_a_missing_column(tmp_path, sample_panel):
     assert r.returncode == 1 and "debt" in (r.stdout + r.stderr)
 
 
-def test_schema_prints_the_data_dictionary():
+def test_schema_prints_the_contract():
     r = run("schema")
-    assert r.returncode == 0 and "| household_id | str | no |" in r.stdout
+    assert r.returncode == 0 and "| household_id | string | no |" in r.stdout
+    assert r.stdout == (ROOT / "docs" / "contract.md").read_text(encoding="utf-8")

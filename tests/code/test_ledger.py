@@ -106,17 +106,17 @@ def test_record_then_get_round_trips_every_column(ledger):
     ],
 )
 def test_json_encoding_matches_the_plain_conversion(value):
-    from riskml.store.ledger import _dumps, _encode, _plain
+    from riskml.data.json_text import dumps, encode, plain
 
-    assert _encode(value) == _dumps(_plain(value))
+    assert encode(value) == dumps(value) == dumps(plain(value))
 
 
 def test_json_encoding_refuses_what_json_cannot_hold():
-    from riskml.store.ledger import _encode
+    from riskml.data.json_text import encode
 
-    assert _encode(None) is None
+    assert encode(None) is None
     with pytest.raises(TypeError, match="object cannot be stored as JSON"):
-        _encode({"a": object()})
+        encode({"a": object()})
 
 
 def test_decision_id_comes_from_entry_or_result_or_is_new(ledger):

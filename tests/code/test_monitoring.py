@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from riskml import monitoring as mon
 from riskml.data import schema
-from riskml.monitoring import job as mon
 from riskml.scoring.decide import ledger_entry
 
 ROOT = Path(__file__).resolve().parents[2]

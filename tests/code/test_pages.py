@@ -16,7 +16,7 @@ from riskml.data import schema
 from riskml.model.features import FEATURE_NAMES
 from riskml.model.reasons import FEATURE_LABELS
 from riskml.service import api as web
-from riskml.service import pages
+from riskml.service import pages, state
 from riskml.service.access import KeyStore, Principal, add_key, hash_token
 from riskml.service.core import ScoringService, Settings
 
@@ -99,10 +99,10 @@ def service(registered, trained, sample_panel, keys, tmp_path_factory):
         for rec in _red(top, hid, county, village):
             reply = svc.score({"households": [rec]}, auth)
             assert reply.status == 200, reply.body
-    previous = web._service
+    previous = state.bound()
     web.bind(svc)
     yield svc
-    web._service = previous
+    state.bind(previous)
 
 
 def _client(service, token: str | None = None) -> TestClient:
@@ -175,7 +175,7 @@ def test_session_cookie_is_signed_and_expires():
     assert pages.read_session(value) == "cw-village"
     assert "cw-village" not in value  # the id is encoded; the key never appears
     id_part, issued, mac = value.split(".")
-    forged = f"{pages._b64(b'ops')}.{issued}.{mac}"
+    forged = f"{pages.b64(b'ops')}.{issued}.{mac}"
     assert pages.read_session(forged) is None
     assert pages.read_session(value[:-2] + "AA") is None
     old = pages.sign_session("cw-village", issued=int(time.time()) - pages.SESSION_TTL_S - 5)

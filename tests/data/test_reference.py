@@ -1,4 +1,4 @@
-"""The reference-lines table (data/reference/lines.csv) and its loader."""
+"""The reference-lines table (riskml/data/tables/lines.csv) and its loader."""
 
 from __future__ import annotations
 

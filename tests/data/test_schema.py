@@ -11,7 +11,7 @@ import pytest
 
 from riskml.data import schema
 
-CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract.md"
+CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
 
 
 def good_record(**over):
@@ -29,12 +29,16 @@ def good_record(**over):
     return rec
 
 
+def test_docs_contract_is_the_schema_modules_output():
+    from riskml.data.contract_doc import contract_markdown
+
+    assert CONTRACT.read_text(encoding="utf-8") == contract_markdown(), (
+        "docs/contract.md is stale: regenerate it with `riskml schema > docs/contract.md`"
+    )
+
+
 def test_fields_match_the_contract_table():
-    if not CONTRACT.exists():
-        pytest.skip(
-            "shared/contract.md is not beside the repository (it is in the workspace and in CI)"
-        )
-    text = CONTRACT.read_text()
+    text = CONTRACT.read_text(encoding="utf-8")
     table = re.findall(r"^\| (\w+) \| (string|int|float|bool) \|", text, flags=re.M)
     contract = {name: kind for name, kind in table}
     kinds = {"string": "str", "int": "int", "float": "float", "bool": "bool"}
@@ -192,8 +196,10 @@ def test_problems_never_echo_an_invalid_household_id():
     assert all(p.household_id is None for p in problems)
 
 
-def test_data_dictionary_lists_every_field():
-    md = schema.data_dictionary()
+def test_contract_lists_every_field():
+    from riskml.data.contract_doc import contract_markdown
+
+    md = contract_markdown()
     for f in schema.FIELDS:
         assert f"| {f.name} |" in md
 

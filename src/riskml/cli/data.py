@@ -52,13 +52,15 @@ def schema_cmd(
         True, "--markdown/--json", help="markdown data dictionary or JSON schema"
     ),
 ) -> None:
-    """Print the household record's data dictionary (or its JSON schema)."""
+    """Print the household record contract, docs/contract.md (or the record's JSON schema)."""
     import json
 
     from riskml.data import schema
 
     if markdown:
-        typer.echo(schema.data_dictionary(), nl=False)
+        from riskml.data.contract_doc import contract_markdown
+
+        typer.echo(contract_markdown(), nl=False)
     else:
         typer.echo(
             json.dumps(schema.HouseholdRecord.model_json_schema(), ensure_ascii=False, indent=2)

@@ -60,7 +60,7 @@ def monitor(
     ),
 ) -> None:
     """Drift of a ledger window against the model's training reference; exit 2 when something alerts."""
-    from riskml.monitoring import job as monitoring
+    from riskml import monitoring
 
     try:
         result, run_id = monitoring.run(
@@ -174,7 +174,7 @@ def outcomes(
     ),
 ) -> None:
     """Store observed outcomes beside the ledger; they join the decisions made 12 months earlier."""
-    from riskml.monitoring import job as monitoring
+    from riskml import monitoring
     from riskml.store.ledger import Ledger
 
     try:
@@ -199,73 +199,29 @@ def retrain(
     summary: Path | None = typer.Option(None, help="also write the summary as JSON here"),
 ) -> None:
     """Train → log and register the challenger → promotion gate, in one scheduled job."""
-    from riskml.data.io import read_table
-    from riskml.training import registry
-    from riskml.training.promotion import promote_challenger
-    from riskml.training.train import TrainConfig
-    from riskml.training.train import train as run_training
+    from riskml.training.retrain import RetrainStep
+    from riskml.training.retrain import retrain as run_retrain
 
     if force and not reason:
         console.print("[red]--force needs --reason[/red]")
         raise typer.Exit(1)
     t0 = time.perf_counter()
-    steps: list[tuple[str, str, float]] = []
+    steps: list[RetrainStep] = []
     try:
-        cfg = TrainConfig.from_yaml(config)
-        t = time.perf_counter()
-        panel = read_table(data)
-        steps.append(("read", f"{len(panel):,} rows from {data.name}", time.perf_counter() - t))
-        t = time.perf_counter()
-        result = run_training(panel, cfg)
-        m = result.evaluation.metrics
-        steps.append(
-            (
-                "train",
-                f"test {result.splits.test_period}: AUC {m['test_roc_auc']:.4f}, "
-                f"recall@10 {m['model_recall_at_10']:.4f}, ECE {m['test_ece']:.4f}",
-                time.perf_counter() - t,
-            )
-        )
-        t = time.perf_counter()
-        reg = registry.log_training_run(result, cfg, data_path=data, register=True)
-        steps.append(
-            (
-                "register",
-                f"version {reg.version} {reg.aliases} (run {reg.run_id})",
-                time.perf_counter() - t,
-            )
-        )
-        t = time.perf_counter()
-        promoted, cmp, message = promote_challenger(cfg.model_name, panel, cfg, force, reason)
-        steps.append(("gate", message, time.perf_counter() - t))
-        champion = registry.resolve_alias(cfg.model_name, registry.CHAMPION)["version"]
-        gate = (
-            "forced"
-            if force and cmp is not None and not cmp.passed
-            else (
-                "passed"
-                if cmp is not None and cmp.passed
-                else "failed"
-                if cmp is not None
-                else "not compared"
-            )
-        )
-        if reg.version is not None:
-            registry.client_().set_model_version_tag(
-                cfg.model_name, reg.version, "riskml.gate", f"{gate}: {message}"
-            )
+        done = run_retrain(config, data, force=force, reason=reason, steps=steps)
     except Exception as exc:
-        for name, what, secs in steps:
-            console.print(f"{name}: {what} ({secs:.1f} s)")
+        for step in steps:
+            console.print(f"{step.name}: {step.result} ({step.seconds:.1f} s)")
         console.print(f"[red]retrain failed:[/red] {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from exc
 
     table = Table(title=f"retrain with {config.name} on {data.name}")
     for col in ("step", "result", "seconds"):
         table.add_column(col)
-    for name, what, secs in steps:
-        table.add_row(name, what, f"{secs:.1f}")
+    for step in done.steps:
+        table.add_row(step.name, step.result, f"{step.seconds:.1f}")
     console.print(table)
+    cmp = done.comparison
     if cmp is not None:
         g = Table(title="promotion gate: champion vs challenger")
         for col in ("metric", "better", "champion", "challenger", "margin", "ok"):
@@ -274,30 +230,12 @@ def retrain(
             g.add_row(r["metric"], r["better"], _fmt(r["champion"]), _fmt(r["challenger"]),
                       _fmt(r["margin"], ".3f"), "yes" if r["ok"] else "[red]no[/red]")  # fmt: skip
         console.print(g)
-    outcome = "promoted" if promoted else "kept"
     console.print(
-        f"{outcome}: champion is version {champion}; challenger version {reg.version}; "
-        f"{time.perf_counter() - t0:.1f} s end to end"
+        f"{done.outcome}: champion is version {done.champion_version}; challenger version "
+        f"{done.challenger_version}; {time.perf_counter() - t0:.1f} s end to end"
     )
     if summary is not None:
         summary.parent.mkdir(parents=True, exist_ok=True)
         summary.write_text(
-            json.dumps(
-                {
-                    "outcome": outcome,
-                    "gate": gate,
-                    "message": message,
-                    "champion_version": champion,
-                    "challenger_version": reg.version,
-                    "run_id": reg.run_id,
-                    "test_period": result.splits.test_period,
-                    "metrics": {
-                        k: m.get(k) for k in ("test_roc_auc", "model_recall_at_10", "test_ece")
-                    },
-                    "comparison": cmp.rows if cmp is not None else None,
-                    "seconds": time.perf_counter() - t0,
-                },
-                indent=2,
-                default=str,
-            )
+            json.dumps(done.summary(time.perf_counter() - t0), indent=2, default=str)
         )

@@ -9,7 +9,7 @@ import typer
 from riskml.cli.app import app
 
 rules_app = typer.Typer(
-    help="Policy warning rules (data/policy/rules.yaml): check a file, explain what is in force.",
+    help="Policy warning rules (riskml/policy/rules/default.yaml): check a file, explain what is in force.",
     no_args_is_help=True,
 )
 
@@ -17,7 +17,7 @@ rules_app = typer.Typer(
 @rules_app.command("check")
 def check(
     file: Path = typer.Argument(
-        None, help="rules file to validate (default: data/policy/rules.yaml)"
+        None, help="rules file to validate (default: riskml/policy/rules/default.yaml)"
     ),
 ) -> None:
     """Validate a rules file; exit 0 when it can be used, 1 with the error (rule and key) otherwise."""

@@ -71,7 +71,8 @@ def score(
         None, min=0, help="worker processes (local; default one per CPU from 50,000 rows, 0: none)"
     ),
     rules: Path | None = typer.Option(
-        None, help="policy rules file (default $RISKML_RULES_FILE or data/policy/rules.yaml)"
+        None,
+        help="policy rules file (default $RISKML_RULES_FILE or riskml/policy/rules/default.yaml)",
     ),
     caller: str | None = typer.Option(
         None, help="caller recorded in the ledger (default batch:<user>)"

@@ -24,7 +24,7 @@ def simulate(
         64, "--oracle-draws", min=0, help="re-simulations per household for oracle_p (0: no oracle)"
     ),
     lines: Path | None = typer.Option(
-        None, "--lines", help="reference lines table (default: data/reference/lines.csv)"
+        None, "--lines", help="reference lines table (default: riskml/data/tables/lines.csv)"
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:

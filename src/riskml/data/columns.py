@@ -50,9 +50,17 @@ class Columns:
     # ------------------------------------------------------------------ building
     @classmethod
     def from_records(
-        cls, records: Sequence[Mapping[str, Any] | None], names: Sequence[str] | None = None
+        cls,
+        records: Sequence[Mapping[str, Any] | None],
+        names: Sequence[str] | None = None,
+        *,
+        validated: bool = False,
     ) -> Columns:
-        """Records as dicts of JSON values (None, or a missing key, for missing; None for no record)."""
+        """Records as dicts of JSON values (None, or a missing key, for missing; None for no record).
+
+        Numeric fields are checked to hold numbers (never text), unless ``validated``:
+        records that passed ``schema.record_problems`` are not checked twice.
+        """
         fields = names if names is not None else [f.name for f in FIELDS]
         rows = [r if r is not None else {} for r in records]
         arrays: dict[str, np.ndarray] = {}
@@ -63,7 +71,7 @@ class Columns:
                 arr[:] = values
             else:
                 try:
-                    if any(isinstance(v, str | bytes) for v in values):
+                    if not validated and any(isinstance(v, str | bytes) for v in values):
                         raise TypeError  # NumPy would read "12" as 12.0: never coerce text
                     arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
                 except (TypeError, ValueError):

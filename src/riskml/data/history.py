@@ -1,31 +1,54 @@
 """A household's previous period, for change features and the income-drop rule.
 
-The previous period is the household's most recent earlier record, at most
-``MAX_GAP_MONTHS`` before. Batch scoring and training take it from the panel
-(``previous_from_panel``); the online service takes it from the decision
-ledger and filters it with ``within_gap``, so both read the same record.
+The one rule: a record's previous period is the same household's latest
+strictly earlier record, used only when it is at most ``MAX_GAP_MONTHS``
+before (``is_previous_gap``). Every path applies it: training and batch take it
+from the panel or file (``previous_positions``, ``previous_from_panel``; the
+batch engine's links and the Spark window mirror it on their own keys), the
+online service from the decision ledger (``previous_from_ledger``). One table of
+cases in ``tests/data/test_history.py`` runs through each of them.
 """
 
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from riskml.data.columns import Columns, as_columns
-from riskml.data.periods import month_index
+from riskml.data.periods import month_index, parse_period
 
 MAX_GAP_MONTHS = 12
+
+
+def is_previous_gap(gap: Any, max_gap: int = MAX_GAP_MONTHS) -> Any:
+    """Whether a record ``gap`` months earlier can be the previous period (0 < gap ≤ max_gap)."""
+    return (gap > 0) & (gap <= max_gap)
 
 
 def within_gap(period: str, previous_period: str | None, max_gap: int = MAX_GAP_MONTHS) -> bool:
     """Whether ``previous_period`` is earlier than ``period`` by at most ``max_gap`` months."""
     if previous_period is None:
         return False
-    m = month_index(pd.Series([period, previous_period]))
-    gap = int(m.iloc[0] - m.iloc[1])
-    return 0 < gap <= max_gap
+    return bool(is_previous_gap(parse_period(period) - parse_period(previous_period), max_gap))
+
+
+def previous_positions(
+    households: np.ndarray, months: np.ndarray, max_gap: int = MAX_GAP_MONTHS
+) -> np.ndarray:
+    """For each row, the position of its previous period's row, or -1 (keys unique per row)."""
+    n = len(households)
+    order = np.lexsort((months, households))  # by household, then month
+    sorted_hid = households[order]
+    sorted_m = months[order]
+    same_household = np.r_[False, sorted_hid[1:] == sorted_hid[:-1]]
+    gap = np.r_[0, sorted_m[1:] - sorted_m[:-1]]
+    has_prev = same_household & is_previous_gap(gap, max_gap)
+    prev_pos = np.full(n, -1)
+    prev_pos[order[has_prev]] = order[np.flatnonzero(has_prev) - 1]
+    return prev_pos
 
 
 def previous_from_panel(panel: pd.DataFrame, max_gap: int = MAX_GAP_MONTHS) -> pd.DataFrame:
@@ -34,17 +57,11 @@ def previous_from_panel(panel: pd.DataFrame, max_gap: int = MAX_GAP_MONTHS) -> p
     Aligned to the panel's index; rows without such a record are all-missing.
     Columns are the panel's columns.
     """
-    n = len(panel)
-    m = month_index(panel["period"]).to_numpy()
-    hid = panel["household_id"].astype(str).to_numpy()
-    order = np.lexsort((m, hid))  # by household, then month
-    sorted_hid = hid[order]
-    sorted_m = m[order]
-    same_household = np.r_[False, sorted_hid[1:] == sorted_hid[:-1]]
-    gap = np.r_[0, sorted_m[1:] - sorted_m[:-1]]
-    has_prev = same_household & (gap > 0) & (gap <= max_gap)
-    prev_pos = np.full(n, -1)
-    prev_pos[order[has_prev]] = order[np.flatnonzero(has_prev) - 1]
+    prev_pos = previous_positions(
+        panel["household_id"].astype(str).to_numpy(),
+        month_index(panel["period"]).to_numpy(),
+        max_gap,
+    )
     base = panel.reset_index(drop=True)
     out = base.iloc[np.where(prev_pos >= 0, prev_pos, 0)].copy()
     out.index = panel.index

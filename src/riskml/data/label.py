@@ -8,6 +8,9 @@ months later or that record lacks a value the label needs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -19,9 +22,22 @@ HORIZON_MONTHS = 12
 INCOME_FIELDS = ("income_wage", "income_business", "income_property", "income_transfer")
 
 
+def net_income_of(get: Callable[[str], Any], prefix: str = "") -> Any:
+    """Household net income from its components, ``get(name)`` each (arrays or Series).
+
+    The one definition of net income (labels, features and rules use it): the
+    four income fields summed, missing when any component is missing (never
+    read as zero). ``prefix="prev_"`` sums the previous period's fields.
+    """
+    total = get(prefix + INCOME_FIELDS[0])
+    for name in INCOME_FIELDS[1:]:
+        total = total + get(prefix + name)
+    return total
+
+
 def net_income(df: pd.DataFrame) -> pd.Series:
-    """Household net income; missing when any component is missing (never read as zero)."""
-    return sum(df[c].astype("float64") for c in INCOME_FIELDS)
+    """Household net income of each row of a frame (see ``net_income_of``)."""
+    return net_income_of(lambda c: df[c].astype("float64"))
 
 
 def spend_adjusted_pc_income(df: pd.DataFrame) -> pd.Series:

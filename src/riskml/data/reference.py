@@ -1,6 +1,6 @@
 """Reference lines: the monitoring line and the rural dibao line by province and year.
 
-The table (``data/reference/lines.csv`` by default, or any file a user points
+The table (``riskml/data/tables/lines.csv`` by default, or any file a user points
 to) is long: one row per province, year and line, each with its basis
 (``published`` with its source, or ``estimate`` with the method).
 """

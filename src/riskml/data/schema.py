@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, StringConstraints, create_model, model_validator
 from pydantic import Field as PydanticField
 
+from riskml.data.json_text import plain
 from riskml.data.regions import PROVINCES
 
 Kind = Literal["str", "int", "float", "bool"]
@@ -240,21 +241,24 @@ class Problem:
             "row": self.row,
             "household_id": self.household_id,
             "field": self.field,
-            "value": _jsonable(self.value),
+            "value": plain(self.value),
             "rule": self.rule,
         }
 
     @property
     def reason(self) -> str:
         """The problem as a rejects file words it: field, rule and the value found."""
-        return f"{self.field}: {self.rule} (got {_jsonable(self.value)!r})"
+        return f"{self.field}: {self.rule} (got {_shown(self.value)!r})"
 
     def __str__(self) -> str:
         hid = f" (household_id {self.household_id})" if self.household_id else ""
-        return f"row {self.row}{hid}, field {self.field!r}: {self.rule} (got {_jsonable(self.value)!r})"
+        return (
+            f"row {self.row}{hid}, field {self.field!r}: {self.rule} (got {_shown(self.value)!r})"
+        )
 
 
-def _jsonable(value: Any) -> Any:
+def _shown(value: Any) -> Any:
+    """A value as a problem's message quotes it (NaN as the word NaN, numpy scalars unwrapped)."""
     if value is None or value is pd.NA:
         return None
     if isinstance(value, float) and np.isnan(value):
@@ -520,19 +524,32 @@ def validate_records(records: list[Any]) -> tuple[list[BaseModel], list[Problem]
     Each problem names the record's index and the field; a problem between
     fields names the field whose value is out of range.
     """
+    return _check_records(records, keep=True)
+
+
+def record_problems(records: list[Any]) -> list[Problem]:
+    """Every problem of JSON-like records, as ``validate_records`` finds them (no models kept).
+
+    The request path's one validation: records without problems go on as they
+    are (``Columns.from_records(..., validated=True)`` checks nothing again).
+    """
+    return _check_records(records, keep=False)[1]
+
+
+def _check_records(records: list[Any], keep: bool) -> tuple[list[BaseModel], list[Problem]]:
     from pydantic import ValidationError
 
     models: list[BaseModel] = []
     problems: list[Problem] = []
+    validate = HouseholdRecord.model_validate
     for i, rec in enumerate(records):
-        hid = rec.get("household_id") if isinstance(rec, dict) else None
-        hid = pseudonymous_id(hid)
         if not isinstance(rec, dict):
             problems.append(Problem(i, None, "(record)", None, "must be a JSON object"))
             continue
         try:
-            models.append(HouseholdRecord.model_validate(rec))
+            model = validate(rec)
         except ValidationError as exc:
+            hid = pseudonymous_id(rec.get("household_id"))
             for err in exc.errors(include_url=False):
                 if err["loc"]:
                     field = str(err["loc"][0])
@@ -542,6 +559,9 @@ def validate_records(records: list[Any]) -> tuple[list[BaseModel], list[Problem]
                 else:
                     for field, rule in cross_field_problems(rec):
                         problems.append(Problem(i, hid, field, rec.get(field), rule))
+            continue
+        if keep:
+            models.append(model)
     return models, problems
 
 
@@ -574,35 +594,3 @@ def to_json_records(df: pd.DataFrame) -> list[dict[str, Any]]:
             {name: (None if pd.isna(v) else fn(v)) for (name, fn), v in zip(cols, row, strict=True)}
         )
     return out
-
-
-# --------------------------------------------------------------------------- data dictionary
-def data_dictionary() -> str:
-    """The record's fields as a markdown table (rendered from FIELDS)."""
-    lines = [
-        "# Household record: data dictionary",
-        "",
-        "Generated from `riskml.schema.FIELDS` (`riskml schema --markdown`); do not edit by hand.",
-        "One row per household per monitoring period. Money is yuan over the 12 months",
-        "ending with `period`, for the whole household. A nullable field may be null (missing);",
-        "missing is carried as missing, never replaced by zero. Every field must be present.",
-        "",
-        "| field | type | nullable | rule | unit | meaning |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for f in FIELDS:
-        rule = f.rule_text().replace("|", "\\|")
-        lines.append(
-            f"| {f.name} | {f.kind} | {'yes' if f.nullable else 'no'} | {rule} "
-            f"| {f.unit or ''} | {f.description} |"
-        )
-    lines += [
-        "",
-        "Also checked: `village_code` starts with `county_code`; the first two digits of",
-        "`county_code` are one of the 31 provincial codes; (`household_id`, `period`) is unique.",
-        "",
-        f"Label (training data only): `{LABEL}`, 1 when 12 months later the household's per-capita",
-        "net income minus per-capita (medical_expense + education_expense) is below that later",
-        "record's monitoring line; missing when there is no record 12 months later.",
-    ]
-    return "\n".join(lines) + "\n"

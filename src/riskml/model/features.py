@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from riskml.data.columns import Columns, as_columns
-from riskml.data.label import INCOME_FIELDS
+from riskml.data.label import INCOME_FIELDS, net_income_of
 from riskml.data.reference import ReferenceLines
 from riskml.data.schema import FIELDS
 
@@ -106,17 +106,11 @@ def _ratio_to_income(spend: np.ndarray, income: np.ndarray) -> np.ndarray:
     return r
 
 
-def _net_income(c: Columns) -> np.ndarray:
-    """``label.net_income`` on arrays: missing when any component is missing."""
-    parts = [c.floats(name) for name in INCOME_FIELDS]
-    return parts[0] + parts[1] + parts[2] + parts[3]
-
-
 def _core(c: Columns, line: np.ndarray) -> dict[str, np.ndarray]:
     """Per-period features that also serve as the basis of change features."""
     size = c.floats("household_size")
     labor = c.floats("labor_count")
-    net = _net_income(c)
+    net = net_income_of(c.floats)
     pc = net / size
     months = c.floats("months_employed")
     medical = c.floats("medical_expense")

@@ -23,8 +23,14 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from riskml.data.json_text import dumps
 from riskml.data.reference import ReferenceLines
 from riskml.model.features import FEATURE_NAMES, build_features, split_previous
+from riskml.model.tree_engine import TreeEngine
+
+
+def _matrix(X: pd.DataFrame | np.ndarray) -> np.ndarray:
+    return X.to_numpy(dtype=np.float64) if isinstance(X, pd.DataFrame) else X
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -59,7 +65,7 @@ class RiskModel:
     lines: ReferenceLines
     feature_names: tuple[str, ...] = FEATURE_NAMES
     metadata: dict[str, Any] = field(default_factory=dict)
-    # training reference for monitoring (riskml.monitoring.reference_profile); None for old models
+    # training reference for monitoring (riskml.model.profile.reference_profile); None for old models
     profile: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ scoring
@@ -67,8 +73,14 @@ class RiskModel:
         return build_features(records, previous, self.lines)[list(self.feature_names)]
 
     def margin(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        arr = X.to_numpy(dtype=np.float64) if isinstance(X, pd.DataFrame) else X
-        return self.booster.predict(arr, raw_score=True)
+        """The booster's raw margin, from the compiled engine (equal to LightGBM's bit for bit)."""
+        arr = _matrix(X)
+        engine = TreeEngine.for_booster(self.booster)
+        return self.margin_lightgbm(arr) if engine is None else engine.margin(arr)
+
+    def margin_lightgbm(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """The same margin from LightGBM itself: the check of ``margin`` and its fallback."""
+        return self.booster.predict(_matrix(X), raw_score=True)
 
     def calibrate(self, margin: np.ndarray) -> np.ndarray:
         return _sigmoid(self.platt_a * margin + self.platt_b)
@@ -83,13 +95,24 @@ class RiskModel:
         return self.predict_proba(self.features(records, previous))
 
     def explain(self, X: pd.DataFrame | np.ndarray) -> Explanation:
-        """Exact TreeSHAP (LightGBM ``pred_contrib``) scaled into calibrated log-odds."""
-        arr = X.to_numpy(dtype=np.float64) if isinstance(X, pd.DataFrame) else X
+        """Exact TreeSHAP in calibrated log-odds, from the compiled engine (LightGBM's to rounding)."""
+        arr = _matrix(X)
+        engine = TreeEngine.for_booster(self.booster)
+        if engine is None or len(arr) == 0:
+            return self.explain_lightgbm(arr)
+        return self._explanation(engine.contrib(arr))
+
+    def explain_lightgbm(self, X: pd.DataFrame | np.ndarray) -> Explanation:
+        """The same explanation from LightGBM's ``pred_contrib``: the check of ``explain``."""
+        arr = _matrix(X)
         if len(arr) == 0:
             return Explanation(
                 np.zeros((0, len(self.feature_names))), self.platt_b, self.feature_names
             )
-        raw = self.booster.predict(arr, pred_contrib=True)
+        return self._explanation(self.booster.predict(arr, pred_contrib=True))
+
+    def _explanation(self, raw: np.ndarray) -> Explanation:
+        """TreeSHAP in margin units (features, then the expected value) scaled by Platt's slope."""
         contrib = raw[:, :-1] * self.platt_a
         base = float(raw[0, -1] * self.platt_a + self.platt_b)
         return Explanation(contrib, base, self.feature_names)
@@ -130,13 +153,9 @@ class RiskModel:
             "thresholds": self.thresholds.__dict__,
             "metadata": self.metadata,
         }
-        (folder / "model.json").write_text(
-            json.dumps(meta, ensure_ascii=False, indent=2, default=_json_default)
-        )
+        (folder / "model.json").write_text(dumps(meta, indent=2))
         if self.profile is not None:
-            (folder / "profile.json").write_text(
-                json.dumps(self.profile, ensure_ascii=False, default=_json_default)
-            )
+            (folder / "profile.json").write_text(dumps(self.profile))
         return folder
 
     @classmethod
@@ -159,14 +178,6 @@ class RiskModel:
             metadata=meta.get("metadata", {}),
             profile=profile,
         )
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def fit_platt(margin: np.ndarray, y: np.ndarray) -> tuple[float, float]:

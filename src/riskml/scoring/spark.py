@@ -39,7 +39,7 @@ import pandas as pd
 
 from riskml import config
 from riskml.data import schema
-from riskml.data.history import MAX_GAP_MONTHS
+from riskml.data.history import is_previous_gap
 from riskml.policy.rules import RuleSet
 from riskml.scoring.batch import (
     OUTPUT_COLUMNS,
@@ -271,7 +271,7 @@ def score_spark(
         valid = valid.withColumn("_month", month)
         by_household = Window.partitionBy("household_id").orderBy("_month")
         gap = F.col("_month") - F.lag("_month").over(by_household)
-        has_prev = gap.isNotNull() & (gap > 0) & (gap <= MAX_GAP_MONTHS)
+        has_prev = gap.isNotNull() & is_previous_gap(gap)  # the one rule, on Spark columns
         prev_cols = [
             F.when(has_prev, F.lag(F.col(c).cast("double")).over(by_household)).alias(PREV + c)
             for c in NUMERIC_FIELDS

@@ -309,7 +309,7 @@ class ScoringService:
             return Reply(422, {"error": "invalid request", "problems": request_problems})
         households = body["households"]
         explain = body.get("explain", "flagged")
-        _, problems = schema.validate_records(households)
+        problems = schema.record_problems(households)
         if problems:
             return Reply(
                 422,
@@ -320,8 +320,8 @@ class ScoringService:
                     ],
                 },
             )
-        # strictly validated: the JSON values are the record (no coercion happened)
-        records = Columns.from_records(households)
+        # strictly validated once: the JSON values are the record (no coercion happened)
+        records = Columns.from_records(households, validated=True)
         previous = previous_from_ledger(self.ledger, records)
         info = ModelInfo(loaded.info["name"], str(loaded.info["version"]))
         results = decide(records, previous, loaded.model, self.ruleset, info, explain=explain)

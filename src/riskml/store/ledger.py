@@ -20,30 +20,17 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
-import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import (
-    JSON,
-    Boolean,
-    CheckConstraint,
-    Column,
     Engine,
-    Float,
-    Index,
-    Integer,
-    MetaData,
     String,
-    Table,
     and_,
-    bindparam,
     create_engine,
     event,
     false,
@@ -54,19 +41,40 @@ from sqlalchemy import (
     values,
 )
 from sqlalchemy import column as sa_column
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from riskml import config
+from riskml.data.json_text import serialize
+from riskml.store.entries import (
+    iso_utc,
+    new_decision_id,
+    now_iso,
+    row_from_entry,
+)
+from riskml.store.tables import (
+    ACCESS_COLUMNS,
+    DECISION_COLUMNS,
+    DECISION_ORDER,
+    HISTORY_KEYS,
+    JSON_COLUMNS,
+    LATEST_FIRST,
+    PG_CREATE_LOCK,
+    PG_FUNCTION,
+    PG_TRIGGERS,
+    PREVIOUS_COLUMNS,
+    RECORDS_BY_ID,
+    SQLITE_TRIGGERS,
+    access_log_table,
+    decisions,
+    metadata,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Ledger", "LedgerError", "DECISION_COLUMNS", "ACCESS_COLUMNS"]
 
-STATUSES = ("completed", "failed")
-RISK_LEVELS = ("red", "yellow", "green")
 BUSY_TIMEOUT_S = 30.0
 # previous_records() sends its keys as one VALUES list; above this many keys it
 # splits them (each chunk is one query). The service sends at most 1,000.
@@ -76,7 +84,6 @@ _KEYS_PER_QUERY = 5_000
 # more than the look-up itself for a request of 1 or 100 records)
 _REQUEST_KEYS = 1_000
 
-_DECISION_ID = re.compile(r"^[0-9a-f]{32}$")
 # A caller that looks like a raw API token (access.new_token) is refused.
 _RAW_TOKEN = re.compile(r"^rk_[A-Za-z0-9_-]{20,}$")
 
@@ -85,310 +92,12 @@ class LedgerError(RuntimeError):
     """The ledger could not store or read decisions (nothing of a failed write is kept)."""
 
 
-# --------------------------------------------------------------------------- tables
-metadata = MetaData()
-
-
-def _json() -> Any:
-    # none_as_null: a Python None is stored as SQL NULL, not the JSON text 'null'.
-    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
-
-
-decisions = Table(
-    "decisions",
-    metadata,
-    Column("decision_id", String(32), primary_key=True),
-    Column("request_id", String, nullable=False),
-    Column("created_at", String(32), nullable=False),  # UTC ISO 8601, microseconds
-    Column("caller", String, nullable=False),  # key id / role, never a raw key
-    Column("household_id", String(64), nullable=False),
-    Column("period", String(7), nullable=False),
-    Column("county_code", String(6), nullable=False),
-    Column("village_code", String(12), nullable=False),
-    Column("model_name", String),
-    Column("model_version", String),
-    Column("rules_version", String),
-    Column("score", Float),
-    Column("risk_level", String(16)),
-    Column("flagged", Boolean, nullable=False),
-    Column("flagged_by", String),
-    Column("record", _json(), nullable=False),
-    Column("result", _json()),
-    Column("contributions", _json()),
-    Column("status", String(16), nullable=False),
-    Column("errors", _json()),
-    CheckConstraint("status IN ('completed', 'failed')", name="ck_decisions_status"),
-)
-Index("ix_decisions_household_period", decisions.c.household_id, decisions.c.period)
-Index("ix_decisions_county", decisions.c.county_code)
-Index("ix_decisions_village", decisions.c.village_code)
-Index("ix_decisions_created_at", decisions.c.created_at)
-
-access_log_table = Table(
-    "access_log",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", String(32), nullable=False),
-    Column("actor", String, nullable=False),
-    Column("role", String, nullable=False),
-    Column("action", String, nullable=False),
-    Column("household_id", String(64)),
-    Column("scope", String),
-)
-Index("ix_access_log_household", access_log_table.c.household_id)
-Index("ix_access_log_at", access_log_table.c.at)
-
-DECISION_COLUMNS: tuple[str, ...] = tuple(c.name for c in decisions.columns)
-ACCESS_COLUMNS: tuple[str, ...] = tuple(c.name for c in access_log_table.columns)
-_JSON_COLUMNS = ("record", "result", "contributions", "errors")
-_PREVIOUS_COLUMNS = ("decision_id", "period", "created_at", "risk_level", "score", "flagged")
-
-# a request's previous records: the households' earlier decisions (keys only), then the
-# chosen records; "latest" is the largest (period, created_at, decision_id), as in
-# ``Ledger._previous_records``
-_HISTORY_KEYS = select(
-    decisions.c.decision_id, decisions.c.household_id, decisions.c.period, decisions.c.created_at
-).where(
-    decisions.c.household_id.in_(bindparam("ids", expanding=True)),
-    decisions.c.period < bindparam("before"),
-)
-_RECORDS_BY_ID = select(decisions.c.decision_id, decisions.c.record).where(
-    decisions.c.decision_id.in_(bindparam("ids", expanding=True))
-)
-
-_SQLITE_TRIGGERS = [
-    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-    f"BEGIN SELECT RAISE(ABORT, 'riskml ledger: {table} is insert-only ({op} refused)'); END"
-    for table in ("decisions", "access_log")
-    for op in ("UPDATE", "DELETE")
-]
-_PG_FUNCTION = (
-    "CREATE OR REPLACE FUNCTION riskml_ledger_insert_only() RETURNS trigger "
-    "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = "
-    "'riskml ledger: ' || TG_TABLE_NAME || ' is insert-only (' || TG_OP || ' refused)'; "
-    "END $$"
-)
-# trigger name -> statement; created only when missing (no table lock on every start)
-_PG_TRIGGERS = {
-    name: stmt
-    for table in ("decisions", "access_log")
-    for name, stmt in (
-        (
-            f"{table}_insert_only",
-            f"CREATE TRIGGER {table}_insert_only BEFORE UPDATE OR DELETE ON {table} "
-            "FOR EACH ROW EXECUTE FUNCTION riskml_ledger_insert_only()",
-        ),
-        (
-            f"{table}_no_truncate",
-            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION riskml_ledger_insert_only()",
-        ),
-    )
-}
-# serialises table/trigger creation between processes starting at once
-_PG_CREATE_LOCK = 7_305_914_202
-
-
-# --------------------------------------------------------------------------- helpers
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def _iso(ts: str | datetime | date | pd.Timestamp) -> str:
-    """A bound of a created_at window in the stored format (UTC, microseconds).
-
-    Accepts ISO strings ("2025-03-01", "2025-03-01T08:00:00+08:00", "...Z") and
-    datetimes; a bound without a time zone is taken as UTC.
-    """
-    if isinstance(ts, str):
-        try:
-            dt = datetime.fromisoformat(ts)
-        except ValueError as exc:
-            raise ValueError(f"not an ISO date or timestamp: {ts!r}") from exc
-    elif isinstance(ts, datetime):  # includes pd.Timestamp
-        dt = ts
-    elif isinstance(ts, date):
-        dt = datetime(ts.year, ts.month, ts.day)
-    else:
-        raise TypeError(f"expected an ISO string or a datetime, got {type(ts).__name__}")
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe plain Python: numpy scalars unwrapped, NaN/inf and pd.NA to None."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return _plain(float(value))
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
-    if value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if hasattr(value, "model_dump"):  # a pydantic model
-        return _plain(value.model_dump(mode="json"))
-    raise TypeError(f"a value of type {type(value).__name__} cannot be stored as JSON")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-class _JsonText(str):
-    """A value already encoded as JSON (``_encode``); the engine's serializer passes it through."""
-
-
-def _serialize(value: Any) -> str:
-    """The engine's JSON serializer."""
-    return str(value) if isinstance(value, _JsonText) else _dumps(_plain(value))
-
-
-def _encode(value: Any) -> _JsonText | None:
-    """``value`` as JSON text, as ``_plain`` then ``_dumps`` would write it (None stays None).
-
-    The C encoder takes plain values directly, which a request's records and
-    results are; only values it refuses (NaN, numpy arrays, odd keys) take the
-    slow path through ``_plain``.
-    """
-    if value is None:
-        return None
-    try:
-        return _JsonText(
-            json.dumps(
-                value,
-                ensure_ascii=False,
-                allow_nan=False,
-                separators=(",", ":"),
-                default=_plain,  # numpy scalars, pd.NA, dates; TypeError otherwise
-            )
-        )
-    except (ValueError, TypeError):
-        return _JsonText(_dumps(_plain(value)))
-
-
 def _describe(exc: BaseException) -> str:
     """An error's class and message, without SQL parameters (hide_parameters is on)."""
     orig = getattr(exc, "orig", None)
     return f"{type(orig or exc).__name__}: {orig or exc}".splitlines()[0]
 
 
-_REQUIRED = ("household_id", "period", "county_code", "village_code", "record")
-_REQUIRED_COMPLETED = (
-    "model_name",
-    "model_version",
-    "rules_version",
-    "score",
-    "risk_level",
-    "flagged",
-    "flagged_by",
-    "result",
-)
-_OPTIONAL = ("decision_id", "contributions", "status", "errors")
-_ALLOWED = frozenset(_REQUIRED + _REQUIRED_COMPLETED + _OPTIONAL)
-
-
-def _row_from_entry(
-    i: int, entry: dict[str, Any], *, caller: str, request_id: str, created_at: str
-) -> dict[str, Any]:
-    """The row to insert for one entry, or ValueError naming the entry and key."""
-
-    def bad(key: str, what: str) -> ValueError:
-        return ValueError(f"entry {i}: {key}: {what}")
-
-    if not isinstance(entry, dict):
-        raise ValueError(f"entry {i}: must be a dict, got {type(entry).__name__}")
-    unknown = sorted(set(entry) - _ALLOWED)
-    if unknown:
-        raise bad(", ".join(unknown), "unknown key(s)")
-    status = entry.get("status", "completed")
-    if status not in STATUSES:
-        raise bad("status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
-    required = _REQUIRED + (_REQUIRED_COMPLETED if status == "completed" else ())
-    missing = [k for k in required if k not in entry]
-    if missing:
-        raise bad(", ".join(missing), f"missing (required for a {status} decision)")
-    for key in ("household_id", "period", "county_code", "village_code"):
-        if not isinstance(entry[key], str) or not entry[key]:
-            raise bad(key, "must be a non-empty string")
-    if not isinstance(entry["record"], dict):
-        raise bad("record", "must be the record as received (a dict)")
-
-    result = entry.get("result")
-    if result is not None and not isinstance(result, dict):
-        raise bad("result", "must be the result dict")
-    decision_id = entry.get("decision_id")
-    result_id = result.get("decision_id") if result else None
-    if decision_id is None:
-        decision_id = result_id or Ledger.new_decision_id()
-    elif result_id is not None and result_id != decision_id:
-        raise bad("decision_id", "differs from result['decision_id']")
-    if not isinstance(decision_id, str) or not _DECISION_ID.match(decision_id):
-        raise bad("decision_id", "must be 32 lowercase hex digits (uuid4().hex)")
-
-    score = entry.get("score")
-    if score is not None:
-        if isinstance(score, (bool, np.bool_)) or not isinstance(score, (int, float, np.number)):
-            raise bad("score", f"must be a number or None, got {type(score).__name__}")
-        score = float(score)
-        if not math.isfinite(score):
-            score = None
-    flagged = entry.get("flagged", False)
-    if not isinstance(flagged, (bool, np.bool_)):
-        raise bad("flagged", f"must be a bool, got {type(flagged).__name__}")
-    flagged_by = entry.get("flagged_by")
-    if isinstance(flagged_by, (list, tuple)):
-        flagged_by = "+".join(str(x) for x in flagged_by) or None
-    if flagged_by is not None and not isinstance(flagged_by, str):
-        raise bad("flagged_by", "must be a string, a list of strings or None")
-    risk_level = entry.get("risk_level")
-    if status == "completed" and risk_level not in RISK_LEVELS:
-        raise bad("risk_level", f"must be one of {', '.join(RISK_LEVELS)}, got {risk_level!r}")
-    errors = entry.get("errors")
-    if status == "failed" and not errors:
-        raise bad("errors", "a failed decision must say what went wrong")
-
-    row: dict[str, Any] = {
-        "decision_id": decision_id,
-        "request_id": request_id,
-        "created_at": created_at,
-        "caller": caller,
-        "household_id": entry["household_id"],
-        "period": entry["period"],
-        "county_code": entry["county_code"],
-        "village_code": entry["village_code"],
-        "score": score,
-        "risk_level": risk_level,
-        "flagged": bool(flagged),
-        "flagged_by": flagged_by,
-        "status": status,
-    }
-    for key in ("model_name", "model_version", "rules_version"):
-        v = entry.get(key)
-        if v is not None and not isinstance(v, str):
-            v = str(v)
-        row[key] = v
-    for key in _JSON_COLUMNS:
-        try:
-            row[key] = _encode(entry.get(key))
-        except TypeError as exc:
-            raise bad(key, str(exc)) from None
-    return row
-
-
-# --------------------------------------------------------------------------- the ledger
 class Ledger:
     """The insert-only decision ledger (thread-safe: one Engine, pooled connections)."""
 
@@ -415,7 +124,7 @@ class Ledger:
     def _make_engine(self, url: Any) -> Engine:
         kwargs: dict[str, Any] = {
             "hide_parameters": True,  # errors never echo record values
-            "json_serializer": _serialize,
+            "json_serializer": serialize,
             "json_deserializer": json.loads,
         }
         if self.dialect != "sqlite":
@@ -467,10 +176,10 @@ class Ledger:
         try:
             with self._writer.begin() as conn:
                 if self.dialect == "postgresql":
-                    conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_CREATE_LOCK})"))
+                    conn.execute(text(f"SELECT pg_advisory_xact_lock({PG_CREATE_LOCK})"))
                 metadata.create_all(conn, checkfirst=True)
                 if self.dialect == "sqlite":
-                    for stmt in _SQLITE_TRIGGERS:
+                    for stmt in SQLITE_TRIGGERS:
                         conn.exec_driver_sql(stmt)
                 elif self.dialect == "postgresql":
                     existing = set(
@@ -481,9 +190,9 @@ class Ledger:
                             )
                         ).scalars()
                     )
-                    missing = [stmt for name, stmt in _PG_TRIGGERS.items() if name not in existing]
+                    missing = [stmt for name, stmt in PG_TRIGGERS.items() if name not in existing]
                     if missing:
-                        conn.exec_driver_sql(_PG_FUNCTION)
+                        conn.exec_driver_sql(PG_FUNCTION)
                         for stmt in missing:
                             conn.exec_driver_sql(stmt)
         except SQLAlchemyError as exc:
@@ -558,7 +267,7 @@ class Ledger:
     @staticmethod
     def new_decision_id() -> str:
         """A fresh decision id: uuid4 as 32 lowercase hex digits."""
-        return uuid.uuid4().hex
+        return new_decision_id()
 
     def record(self, entries: list[dict[str, Any]], *, caller: str, request_id: str) -> list[str]:
         """Store decisions in one transaction (all or nothing); their decision ids in order.
@@ -579,10 +288,10 @@ class Ledger:
             raise LedgerError("request_id must be a non-empty string")
         if not entries:
             return []
-        created_at = _now()
+        created_at = now_iso()
         try:
             rows = [
-                _row_from_entry(i, e, caller=caller, request_id=request_id, created_at=created_at)
+                row_from_entry(i, e, caller=caller, request_id=request_id, created_at=created_at)
                 for i, e in enumerate(entries)
             ]
         except ValueError as exc:
@@ -613,7 +322,7 @@ class Ledger:
         if scope is not None and not isinstance(scope, str):
             scope = ",".join(str(s) for s in scope)
         row = {
-            "at": _now(),
+            "at": now_iso(),
             "actor": actor,
             "role": role,
             "action": action,
@@ -650,7 +359,7 @@ class Ledger:
         stmt = (
             select(decisions)
             .where(d.household_id == household_id)
-            .order_by(d.period, d.created_at, d.decision_id)
+            .order_by(*(d[name] for name in DECISION_ORDER))
         )
         return self._read(stmt)
 
@@ -677,10 +386,11 @@ class Ledger:
         try:
             with self.engine.connect() as conn:
                 candidates = conn.execute(
-                    _HISTORY_KEYS, {"ids": households, "before": max(p for _, p in keys)}
+                    HISTORY_KEYS, {"ids": households, "before": max(p for _, p in keys)}
                 ).all()
                 by_household: dict[str, list[tuple[str, str, str]]] = {}
                 for decision_id, household_id, period, created_at in candidates:
+                    # a tuple in DECISION_ORDER: max() is the latest
                     by_household.setdefault(household_id, []).append(
                         (period, created_at, decision_id)
                     )
@@ -692,7 +402,7 @@ class Ledger:
                 if not chosen:
                     return {}
                 records = dict(
-                    conn.execute(_RECORDS_BY_ID, {"ids": sorted(set(chosen.values()))}).all()
+                    conn.execute(RECORDS_BY_ID, {"ids": sorted(set(chosen.values()))}).all()
                 )
         except SQLAlchemyError as exc:
             raise LedgerError(f"ledger read failed: {_describe(exc)}") from exc
@@ -713,7 +423,7 @@ class Ledger:
                 func.row_number()
                 .over(
                     partition_by=(k.c.k_household, k.c.k_period),
-                    order_by=(d.period.desc(), d.created_at.desc(), d.decision_id.desc()),
+                    order_by=LATEST_FIRST,
                 )
                 .label("rn"),
             )
@@ -770,9 +480,9 @@ class Ledger:
             in_scope = scope
         window = {
             "partition_by": d.household_id,
-            "order_by": (d.period.desc(), d.created_at.desc(), d.decision_id.desc()),
+            "order_by": LATEST_FIRST,
         }
-        cols = [c for c in decisions.columns if with_json or c.name not in _JSON_COLUMNS]
+        cols = [c for c in decisions.columns if with_json or c.name not in JSON_COLUMNS]
         inner = select(
             *cols,
             func.row_number().over(**window).label("rn"),
@@ -780,7 +490,7 @@ class Ledger:
                 func.lead(decisions.c[name], type_=decisions.c[name].type)
                 .over(**window)
                 .label(f"previous_{name}")
-                for name in _PREVIOUS_COLUMNS
+                for name in PREVIOUS_COLUMNS
             ],
         )
         if in_scope is not None:
@@ -822,9 +532,9 @@ class Ledger:
         d = decisions.c
         stmt = select(decisions).order_by(d.created_at, d.decision_id)
         if since is not None:
-            stmt = stmt.where(d.created_at >= _iso(since))
+            stmt = stmt.where(d.created_at >= iso_utc(since))
         if until is not None:
-            stmt = stmt.where(d.created_at < _iso(until))
+            stmt = stmt.where(d.created_at < iso_utc(until))
         rows = self._read(stmt)
         frame = pd.DataFrame(rows, columns=list(DECISION_COLUMNS))
         frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True, format="ISO8601")

@@ -26,8 +26,8 @@ from riskml.data.label import training_labels
 from riskml.data.reference import ReferenceLines, default_lines
 from riskml.model.features import FEATURE_NAMES, build_features
 from riskml.model.metrics import Evaluation, evaluate_scores
+from riskml.model.profile import reference_profile
 from riskml.model.risk_model import RiskModel, choose_thresholds, fit_booster, fit_platt
-from riskml.monitoring.job import reference_profile
 
 
 class TrainingDataError(ValueError):

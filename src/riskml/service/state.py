@@ -1,0 +1,31 @@
+"""The scoring service this worker serves: registered once when the worker starts, read by every route.
+
+Both the API (``riskml.service.api``) and the caseworker pages
+(``riskml.service.pages``) read it from here, so neither imports the other for it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the heavy modules load in the worker, with the service
+    from riskml.service.core import ScoringService
+
+_service: ScoringService | None = None
+
+
+def bind(service: ScoringService | None) -> None:
+    """Register the worker's service (None: no service, as before the worker starts)."""
+    global _service
+    _service = service
+
+
+def bound() -> ScoringService | None:
+    """The registered service, or None while the service is starting."""
+    return _service
+
+
+def current() -> ScoringService:
+    if _service is None:
+        raise RuntimeError("the scoring service has not started")
+    return _service

@@ -1,0 +1,128 @@
+"""The decision ledger's tables, indexes, insert-only triggers and prepared queries (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+
+def _json() -> Any:
+    # none_as_null: a Python None is stored as SQL NULL, not the JSON text 'null'.
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("decision_id", String(32), primary_key=True),
+    Column("request_id", String, nullable=False),
+    Column("created_at", String(32), nullable=False),  # UTC ISO 8601, microseconds
+    Column("caller", String, nullable=False),  # key id / role, never a raw key
+    Column("household_id", String(64), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("county_code", String(6), nullable=False),
+    Column("village_code", String(12), nullable=False),
+    Column("model_name", String),
+    Column("model_version", String),
+    Column("rules_version", String),
+    Column("score", Float),
+    Column("risk_level", String(16)),
+    Column("flagged", Boolean, nullable=False),
+    Column("flagged_by", String),
+    Column("record", _json(), nullable=False),
+    Column("result", _json()),
+    Column("contributions", _json()),
+    Column("status", String(16), nullable=False),
+    Column("errors", _json()),
+    CheckConstraint("status IN ('completed', 'failed')", name="ck_decisions_status"),
+)
+Index("ix_decisions_household_period", decisions.c.household_id, decisions.c.period)
+Index("ix_decisions_county", decisions.c.county_code)
+Index("ix_decisions_village", decisions.c.village_code)
+Index("ix_decisions_created_at", decisions.c.created_at)
+
+access_log_table = Table(
+    "access_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(32), nullable=False),
+    Column("actor", String, nullable=False),
+    Column("role", String, nullable=False),
+    Column("action", String, nullable=False),
+    Column("household_id", String(64)),
+    Column("scope", String),
+)
+Index("ix_access_log_household", access_log_table.c.household_id)
+Index("ix_access_log_at", access_log_table.c.at)
+
+DECISION_COLUMNS: tuple[str, ...] = tuple(c.name for c in decisions.columns)
+ACCESS_COLUMNS: tuple[str, ...] = tuple(c.name for c in access_log_table.columns)
+JSON_COLUMNS = ("record", "result", "contributions", "errors")
+
+# The one order of a household's decisions: "latest" is the largest (period, created_at,
+# decision_id). Every latest-decision look-up (worklist, previous period, history,
+# monitoring's one decision per household and period) sorts by it.
+DECISION_ORDER = ("period", "created_at", "decision_id")
+LATEST_FIRST = tuple(decisions.c[name].desc() for name in DECISION_ORDER)
+PREVIOUS_COLUMNS = ("decision_id", "period", "created_at", "risk_level", "score", "flagged")
+
+# a request's previous records: the households' earlier decisions (keys only), then the
+# chosen records; "latest" by DECISION_ORDER
+HISTORY_KEYS = select(
+    decisions.c.decision_id, decisions.c.household_id, decisions.c.period, decisions.c.created_at
+).where(
+    decisions.c.household_id.in_(bindparam("ids", expanding=True)),
+    decisions.c.period < bindparam("before"),
+)
+RECORDS_BY_ID = select(decisions.c.decision_id, decisions.c.record).where(
+    decisions.c.decision_id.in_(bindparam("ids", expanding=True))
+)
+
+SQLITE_TRIGGERS = [
+    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+    f"BEGIN SELECT RAISE(ABORT, 'riskml ledger: {table} is insert-only ({op} refused)'); END"
+    for table in ("decisions", "access_log")
+    for op in ("UPDATE", "DELETE")
+]
+PG_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION riskml_ledger_insert_only() RETURNS trigger "
+    "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = "
+    "'riskml ledger: ' || TG_TABLE_NAME || ' is insert-only (' || TG_OP || ' refused)'; "
+    "END $$"
+)
+# trigger name -> statement; created only when missing (no table lock on every start)
+PG_TRIGGERS = {
+    name: stmt
+    for table in ("decisions", "access_log")
+    for name, stmt in (
+        (
+            f"{table}_insert_only",
+            f"CREATE TRIGGER {table}_insert_only BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION riskml_ledger_insert_only()",
+        ),
+        (
+            f"{table}_no_truncate",
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION riskml_ledger_insert_only()",
+        ),
+    )
+}
+# serialises table/trigger creation between processes starting at once
+PG_CREATE_LOCK = 7_305_914_202

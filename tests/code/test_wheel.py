@@ -1,0 +1,131 @@
+"""Code test: the wheel alone runs the main job (simulate, train, score, serve) outside the checkout.
+
+Builds the wheel with uv, installs it with the locked dependencies (`uv export`, Spark left
+out) into a fresh virtual environment in a temporary folder, and runs the installed `riskml`
+from a working folder that holds nothing of the repository but a training config, so the
+package data (reference lines, default rules, page templates) must come from the wheel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{cmd[:3]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    uv = shutil.which("uv")
+    assert uv, "uv must be on the PATH (`make test` puts the one it installs there)"
+    base = tmp_path_factory.mktemp("wheel")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RISKML_", "MLFLOW_", "VIRTUAL_ENV"))
+    }
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", BENTOML_DO_NOT_TRACK="true", DO_NOT_TRACK="true")
+    _run([uv, "build", "--wheel", "--out-dir", str(base / "dist")], ROOT, env)
+    (wheel,) = (base / "dist").glob("riskml-*.whl")
+    reqs = base / "requirements.txt"
+    _run(
+        [uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes",
+         "--prune", "pyspark", "--format", "requirements-txt", "-o", str(reqs)],
+        ROOT, env,
+    )  # fmt: skip
+    venv = base / "env"
+    _run([uv, "venv", "--python", "3.11", str(venv)], base, env)
+    _run([uv, "pip", "install", "--python", str(venv / "bin" / "python"), "-r", str(reqs), str(wheel)], base, env)  # fmt: skip
+    work = base / "work"
+    work.mkdir()
+    shutil.copy(ROOT / "training" / "default.yaml", work / "train.yaml")
+    env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
+    env["BENTOML_HOME"] = str(base / "bentoml")
+    return venv / "bin" / "riskml", work, env
+
+
+def test_installed_wheel_simulates_trains_scores_and_serves(installed):
+    riskml, work, env = installed
+    import riskml as checkout
+
+    # nothing of the checkout on the installed interpreter's path
+    where = _run([str(riskml.parent / "python"), "-c", "import riskml, riskml.config as c; print(riskml.__file__); print(c.POLICY_RULES)"], work, env)  # fmt: skip
+    assert str(ROOT) not in where and "site-packages" in where, where
+    assert Path(checkout.__file__).is_relative_to(ROOT)
+
+    _run([str(riskml), "simulate", "--households", "1500", "--years", "5", "--seed", "3", "--out", "panel.parquet"], work, env)  # fmt: skip
+    _run([str(riskml), "validate", "panel.parquet"], work, env)
+    _run([str(riskml), "train", "--config", "train.yaml", "--data", "panel.parquet"], work, env)
+    out = _run([str(riskml), "score", "panel.parquet", "--out", "decisions.parquet", "--workers", "1"], work, env)  # fmt: skip
+    assert (work / "decisions.parquet").exists(), out
+    assert (work / ".riskml" / "mlflow.db").exists()  # the state folder is the working folder's
+
+    token = _run([str(riskml), "keys", "add", "--id", "wheel-test", "--role", "scorer"], work, env).strip().splitlines()[-1]  # fmt: skip
+    port = _free_port()
+    log = open(work / "serve.log", "w")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [str(riskml), "serve", "--port", str(port)], cwd=work, env=env, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, (work / "serve.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, (work / "serve.log").read_text()[-3000:]
+            time.sleep(1)
+        import pandas as pd
+
+        from riskml.data import schema
+
+        records = schema.to_json_records(pd.read_parquet(work / "panel.parquet").head(3))
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/score",
+            data=json.dumps({"households": records}).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            body = json.loads(r.read())
+        assert [x["household_id"] for x in body["results"]] == [x["household_id"] for x in records]
+        assert all(0 <= x["score"] <= 1 and x["rules_version"] for x in body["results"])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/cw/login", timeout=10) as r:
+            page = r.read().decode()
+        assert (
+            "<form" in page and "登录" in page
+        )  # the login page, rendered from the wheel's templates
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
