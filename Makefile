@@ -5,7 +5,8 @@ export BENTOML_DO_NOT_TRACK := true
 export DO_NOT_TRACK := true
 export PYTHONHASHSEED := 0
 
-UV ?= $(shell command -v uv 2>/dev/null || echo .venv-tools/bin/uv)
+# The project's own uv, pinned (a machine's uv is never relied on; `make UV=uv ...` to use yours).
+UV ?= .venv-tools/bin/uv
 PY := .venv/bin/python
 RISKML := .venv/bin/riskml
 STATE := .riskml
@@ -55,7 +56,7 @@ keys: install
 serve: install
 	RISKML_API_KEYS_FILE=$(KEYS) $(RISKML) serve --host 127.0.0.1 --port $(PORT)
 
-# `bentoml build` (a test) calls uv: the tests see the uv that `make` installed or found.
+# `bentoml build` (a test) calls uv: the tests see the project's uv first on their PATH.
 TEST_PATH := $(abspath $(dir $(UV))):$(PATH)
 
 test: install browser lint

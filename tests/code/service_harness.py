@@ -38,22 +38,40 @@ class Server:
         body: Any = None,
         token: str | None = None,
         raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
+        status, answer, _ = self.exchange(method, path, body, token, raw, headers)
+        return status, answer
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any, dict[str, str]]:
+        """``request`` with request headers, answering (status, body, response headers)."""
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(self.url + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
         if token:
             req.add_header("Authorization", f"Bearer {token}")
+        for name, value in (headers or {}).items():
+            req.add_header(name, value)
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 text = resp.read().decode()
-                return resp.status, json.loads(text) if text.strip() else None
+                got = {k.lower(): v for k, v in resp.headers.items()}
+                return resp.status, json.loads(text) if text.strip() else None, got
         except urllib.error.HTTPError as err:
             text = err.read().decode()
+            got = {k.lower(): v for k, v in err.headers.items()}
             try:
-                return err.code, json.loads(text)
+                return err.code, json.loads(text), got
             except json.JSONDecodeError:
-                return err.code, text
+                return err.code, text, got
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

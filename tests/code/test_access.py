@@ -1,4 +1,5 @@
-"""API keys: hashing, loading and validation, the auth matrix, scopes, add_key and the CLI."""
+"""API keys: hashing, loading and validation, the auth matrix, scopes, add_key, the CLI, and the
+keys in force (LiveKeys: reloaded, failing closed)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from riskml.cli import app
 from riskml.service.access import (
     KeyConfigError,
     KeyStore,
+    LiveKeys,
     Principal,
     add_key,
     hash_token,
@@ -388,3 +390,163 @@ def test_cli_keys_add_rejects_bad_role(tmp_path):
     assert res.exit_code == 1
     assert "unknown role 'boss'" in res.output
     assert not path.exists()
+
+
+# --------------------------------------------------------------------------- keys in force
+class _Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self) -> None:
+        self.now += LiveKeys.RECHECK_S
+
+
+def _write(path, entries) -> None:
+    path.write_text(yaml.safe_dump({"keys": entries}))
+
+
+def _bearer(name: str) -> str:
+    return "Bearer " + TOKENS[name]
+
+
+def test_live_keys_apply_a_valid_change_at_the_next_check(tmp_path):
+    path = tmp_path / "keys.yaml"
+    _write(path, _entries())
+    clock = _Clock()
+    live = LiveKeys(path, clock=clock)
+    assert live.authenticate(_bearer("cw_county")).id == "county-a" and live.error is None
+    _write(path, [e for e in _entries() if e["id"] != "county-a"])  # revoke county-a
+    assert live.authenticate(_bearer("cw_county")) is not None  # until the next check, at most 2 s
+    clock.tick()
+    assert live.authenticate(_bearer("cw_county")) is None
+    assert live.authenticate(_bearer("admin")).id == "ops" and live.error is None
+
+
+def test_live_keys_fail_closed_while_the_file_is_deleted(tmp_path):
+    path = tmp_path / "keys.yaml"
+    _write(path, _entries())
+    clock = _Clock()
+    live = LiveKeys(path, clock=clock)
+    saved = path.read_bytes()
+    path.unlink()
+    clock.tick()
+    assert live.current() is None
+    assert all(live.authenticate(_bearer(name)) is None for name in TOKENS)
+    assert live.error == "keys.yaml is missing (deleted, renamed or never created)"
+    path.write_bytes(saved)
+    clock.tick()
+    assert live.error is None and live.authenticate(_bearer("admin")).id == "ops"
+
+
+def test_live_keys_fail_closed_when_a_revoking_edit_has_a_yaml_error(tmp_path):
+    path = tmp_path / "keys.yaml"
+    _write(path, _entries())
+    clock = _Clock()
+    live = LiveKeys(path, clock=clock)
+    kept = [e for e in _entries() if e["id"] != "ops"]  # revoke the admin key ...
+    path.write_text(yaml.safe_dump({"keys": kept}) + "  - id: [unclosed\n")  # ... and break it
+    clock.tick()
+    assert live.authenticate(_bearer("admin")) is None  # the revoked key is refused
+    assert live.authenticate(_bearer("scorer")) is None  # and so is every other, until fixed
+    error = live.error
+    assert error.startswith("keys.yaml: not valid YAML at line ")
+    assert "sha256" not in error and "scoring-app" not in error and str(tmp_path) not in error
+    _write(path, kept)
+    clock.tick()
+    assert live.authenticate(_bearer("admin")) is None
+    assert live.authenticate(_bearer("scorer")).id == "scoring-app" and live.error is None
+
+
+def test_live_keys_fail_closed_on_invalid_entries_naming_the_file_not_the_content(tmp_path):
+    path = tmp_path / "keys.yaml"
+    _write(path, _entries())
+    clock = _Clock()
+    live = LiveKeys(path, clock=clock)
+    bad = _entries()
+    bad[1] = {**bad[1], "role": "boss"}
+    bad[2] = {**bad[2], "counties": ["rk_pasted_by_mistake"]}
+    _write(path, bad)
+    clock.tick()
+    assert live.current() is None and live.authenticate(_bearer("scorer")) is None
+    assert live.error == "keys.yaml: 2 problems in the key entries"
+    with pytest.raises(KeyConfigError) as info:  # the operator's command names every problem
+        KeyStore.load(path)
+    assert "role: unknown role 'boss'" in str(info.value)
+    assert info.value.summary == live.error
+
+
+def test_live_keys_re_read_the_env_var(tmp_path, monkeypatch):
+    first, second = _entries()[0], _entries()[1]
+    monkeypatch.setenv("RISKML_API_KEYS", json.dumps([first]))
+    clock = _Clock()
+    live = LiveKeys(clock=clock)  # the default file is absent: keys from the env var only
+    assert live.authenticate(_bearer("scorer")).id == "scoring-app"
+    monkeypatch.setenv("RISKML_API_KEYS", json.dumps([second]))
+    clock.tick()
+    assert live.authenticate(_bearer("scorer")) is None
+    assert live.authenticate(_bearer("admin")).id == "ops"
+    monkeypatch.setenv("RISKML_API_KEYS", "[{not json")
+    clock.tick()
+    assert live.current() is None and live.authenticate(_bearer("admin")) is None
+    assert live.error.startswith("$RISKML_API_KEYS: not valid JSON at line 1")
+    monkeypatch.delenv("RISKML_API_KEYS")
+    clock.tick()
+    assert live.error is None and len(live.current()) == 0  # no keys configured: nobody
+
+
+def test_live_keys_default_file_once_seen_is_required(tmp_path):
+    clock = _Clock()
+    live = LiveKeys(clock=clock)  # no file, no env: no keys, and that is no fault
+    assert live.error is None and len(live.current()) == 0
+    token = add_key(None, "ops", "admin")  # the default file in the state folder
+    clock.tick()
+    assert live.authenticate(f"Bearer {token}").id == "ops"
+    (tmp_path / "state" / "api_keys.yaml").unlink()
+    clock.tick()
+    assert live.authenticate(f"Bearer {token}") is None
+    assert live.error == "api_keys.yaml is missing (deleted, renamed or never created)"
+
+
+def test_live_keys_refuse_to_start_on_bad_keys_unless_told(tmp_path):
+    with pytest.raises(KeyConfigError, match="cannot read"):
+        LiveKeys(tmp_path / "absent.yaml")
+    live = LiveKeys(tmp_path / "absent.yaml", strict=False)
+    assert live.current() is None and live.error.startswith("absent.yaml is missing")
+
+
+def test_live_keys_fail_closed_on_an_unreadable_file(tmp_path):
+    path = tmp_path / "keys.yaml"
+    _write(path, _entries())
+    clock = _Clock()
+    live = LiveKeys(path, clock=clock)
+    saved = path.read_bytes()
+    path.unlink()
+    path.mkdir()  # unreadable as a file (a permission test would not hold when run as root)
+    clock.tick()
+    assert live.current() is None
+    assert live.error == "keys.yaml: cannot be read (Is a directory)"
+    path.rmdir()
+    path.write_bytes(saved)
+    clock.tick()
+    assert live.authenticate(_bearer("admin")).id == "ops"
+
+
+def test_live_keys_fail_closed_on_any_failure_to_load(tmp_path, monkeypatch):
+    path = tmp_path / "keys.yaml"
+    _write(path, _entries())
+    clock = _Clock()
+    live = LiveKeys(path, clock=clock)
+
+    def deeply_nested(text):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(yaml, "safe_load", deeply_nested)
+    _write(path, _entries()[:2])
+    clock.tick()
+    assert live.current() is None and live.authenticate(_bearer("admin")) is None
+    assert live.error == "keys.yaml: could not be loaded (RecursionError)"

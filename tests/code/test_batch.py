@@ -155,6 +155,10 @@ def _reference_decide(records, previous, model, ruleset, info, explain="flagged"
             "model_version": info.version,
             "rules_version": ruleset.version,
         }
+        used = model.lines.lookup(
+            str(records["county_code"].iloc[i])[:2], int(str(records["period"].iloc[i])[:4])
+        )
+        res["line_year"], res["line_basis"] = used.line_year, used.basis  # row by row
         j = contrib_of.get(i)
         if j is not None:
             c = contrib.contributions[j]
@@ -297,7 +301,8 @@ def test_duplicate_rule_is_the_schemas():
     rec.update(household_id="H1", period="2024-06", county_code="530101",
                village_code="530101101201", household_size=1)  # fmt: skip
     problems = schema.validate_frame(pd.DataFrame([rec, rec]))
-    assert [p.rule for p in problems if p.row == 1] == [batch.DUPLICATE_RULE]
+    assert [p.rule for p in problems if p.row == 1] == [schema.duplicate_rule(0)]
+    assert schema.duplicate_rule(0).startswith(batch.DUPLICATE_RULE)
 
 
 def test_csv_input_scores_like_parquet(tmp_path, model, ruleset, panel):

@@ -13,7 +13,13 @@ import pandas as pd
 import pytest
 from sqlalchemy import event, text
 
-from riskml.store.ledger import DECISION_COLUMNS, Ledger, LedgerError
+from riskml.store.ledger import (
+    DECISION_COLUMNS,
+    IdempotencyConflict,
+    Ledger,
+    LedgerError,
+    request_digest,
+)
 
 COUNTY = "530102"
 VILLAGE = "530102001001"
@@ -171,6 +177,25 @@ def test_sqlite_is_wal_with_busy_timeout_and_foreign_keys(ledger):
     } <= indexes
 
 
+def test_sqlite_synchronous_is_full_and_set_explicitly(db_path):
+    """FULL whatever the library's default (some builds give WAL databases NORMAL)."""
+    statements: list[str] = []
+    led = Ledger(f"sqlite:///{db_path}")
+    try:
+        led.engine.dispose()  # the connections from here on are new ones
+
+        def trace(dbapi_connection, _record):  # runs before the ledger's own set-up
+            dbapi_connection.set_trace_callback(statements.append)
+
+        event.listen(led.engine, "connect", trace, insert=True)
+        with led.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # 2 is FULL
+    finally:
+        led.close()
+    assert "PRAGMA synchronous = FULL" in statements
+
+
 def test_default_url_comes_from_config(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'sub' / 'from-env.db'}"
     monkeypatch.setenv("RISKML_LEDGER_URL", url)
@@ -260,6 +285,12 @@ def test_no_update_or_delete_methods():
 def test_triggers_abort_update_and_delete(ledger, db_path):
     (did,) = ledger.record([entry("hh-1", "2024-06")], caller="s", request_id="r")
     ledger.log_access("cw-1", "caseworker", "view_household", "hh-1", "county:530102")
+    ledger.record_once(
+        [entry("hh-2", "2024-06")], caller="s", request_id="r2", idempotency_key="k",
+        request_digest=request_digest({"n": 1}),
+    )  # fmt: skip
+    ledger.begin_run("run-1", caller="batch:test")
+    ledger.record_run([entry("hh-3", "2024-06")], run_id="run-1", caller="s", request_id="r3")
 
     for stmt in (
         "UPDATE decisions SET score = 0.0",
@@ -267,6 +298,12 @@ def test_triggers_abort_update_and_delete(ledger, db_path):
         f"DELETE FROM decisions WHERE decision_id = '{did}'",
         "UPDATE access_log SET actor = 'someone-else'",
         "DELETE FROM access_log",
+        "UPDATE idempotency_keys SET request_digest = 'x'",
+        "DELETE FROM idempotency_keys",
+        "UPDATE batch_runs SET caller = 'x'",
+        "DELETE FROM batch_runs",
+        "UPDATE batch_decisions SET decision_id = 'x'",
+        "DELETE FROM batch_decisions",
     ):
         # through the ledger's own engine ...
         with pytest.raises(Exception, match="insert-only"), ledger.engine.begin() as conn:
@@ -281,8 +318,9 @@ def test_triggers_abort_update_and_delete(ledger, db_path):
 
     row = ledger.get(did)
     assert row["score"] == pytest.approx(0.42)
-    assert ledger.count() == 1
+    assert ledger.count() == 3
     assert ledger.access_log()[0]["actor"] == "cw-1"
+    assert ledger.run_count("run-1") == 1
 
 
 # --------------------------------------------------------------------------- concurrency
@@ -519,3 +557,215 @@ def test_access_log_newest_first_with_filters(ledger):
     assert [r["actor"] for r in ledger.access_log(household_id="hh-2")] == ["admin-1"]
     assert len(ledger.access_log(actor="cw-1")) == 2
     assert ledger.count() == 0  # the access log is not a decision
+
+
+# --------------------------------------------------------------------------- idempotency keys
+def _request(n: int, tag: str = "a"):
+    """A request's entries (fresh decision ids) and its body's digest."""
+    body = {
+        "households": [{"household_id": f"idem-{tag}-{i}", "period": "2024-06"} for i in range(n)]
+    }
+    entries = [
+        entry(f"idem-{tag}-{i}", "2024-06", score=0.1 * i, decision_id=Ledger.new_decision_id())
+        for i in range(n)
+    ]
+    for e in entries:
+        e["result"] = {**e["result"], "decision_id": e["decision_id"], "score": e["score"]}
+    return entries, request_digest(body)
+
+
+def test_a_retry_with_the_idempotency_key_stores_nothing_and_gets_the_first_answer(ledger):
+    first_entries, digest = _request(3)
+    assert ledger.replay(caller="scorer:a", idempotency_key="key-1", request_digest=digest) is None
+    first = ledger.record_once(
+        first_entries, caller="scorer:a", request_id="req-1", idempotency_key="key-1",
+        request_digest=digest,
+    )  # fmt: skip
+    assert not first.replayed
+    assert first.decision_ids == [e["decision_id"] for e in first_entries]
+    assert ledger.count() == 3
+
+    retry_entries, same_digest = _request(3)  # decided again: new decision ids
+    assert same_digest == digest
+    again = ledger.record_once(
+        retry_entries, caller="scorer:a", request_id="req-2", idempotency_key="key-1",
+        request_digest=digest,
+    )  # fmt: skip
+    assert again.replayed
+    assert ledger.count() == 3, "the retry stored nothing"
+    assert again.request_id == "req-1" and again.created_at == first.created_at
+    assert again.decision_ids == first.decision_ids
+    # the stored results, in the request's order, as first answered
+    assert [r["decision_id"] for r in again.results] == first.decision_ids
+    assert [r["score"] for r in again.results] == pytest.approx([0.0, 0.1, 0.2])
+    assert not any(ledger.get(e["decision_id"]) for e in retry_entries)
+    # the same through replay() (a check before scoring)
+    looked = ledger.replay(caller="scorer:a", idempotency_key="key-1", request_digest=digest)
+    assert looked.replayed and looked.decision_ids == first.decision_ids
+
+
+def test_the_same_key_with_another_body_is_a_conflict_and_stores_nothing(ledger):
+    entries_a, digest_a = _request(2, "a")
+    ledger.record_once(
+        entries_a, caller="scorer:a", request_id="req-1", idempotency_key="key-1",
+        request_digest=digest_a,
+    )  # fmt: skip
+    entries_b, digest_b = _request(2, "b")
+    assert digest_b != digest_a
+    with pytest.raises(IdempotencyConflict, match="different request") as info:
+        ledger.record_once(
+            entries_b, caller="scorer:a", request_id="req-2", idempotency_key="key-1",
+            request_digest=digest_b,
+        )  # fmt: skip
+    assert info.value.request_id == "req-1"
+    with pytest.raises(IdempotencyConflict):
+        ledger.replay(caller="scorer:a", idempotency_key="key-1", request_digest=digest_b)
+    assert ledger.count() == 2
+    # keys are per caller: another caller's same key is another request
+    other = ledger.record_once(
+        entries_b, caller="scorer:b", request_id="req-3", idempotency_key="key-1",
+        request_digest=digest_b,
+    )  # fmt: skip
+    assert not other.replayed and ledger.count() == 4
+
+
+def test_request_digest_is_canonical():
+    a = {"households": [{"x": 1, "y": "因病"}], "explain": "all"}
+    b = {"explain": "all", "households": [{"y": "因病", "x": 1}]}
+    assert request_digest(a) == request_digest(b)
+    assert len(request_digest(a)) == 64
+    assert request_digest(a) != request_digest({**a, "explain": "none"})
+
+
+@pytest.mark.parametrize(
+    ("key", "digest"), [("", "0" * 64), ("has space", "0" * 64), ("k" * 256, "0" * 64),
+                        ("ok", "not-a-digest")],
+)  # fmt: skip
+def test_malformed_idempotency_keys_are_refused(ledger, key, digest):
+    entries, _ = _request(1)
+    with pytest.raises(ValueError, match="idempotency key|request_digest"):
+        ledger.record_once(
+            entries, caller="s", request_id="r", idempotency_key=key, request_digest=digest
+        )
+    assert ledger.count() == 0
+
+
+def test_the_key_is_unique_per_caller_in_the_database(ledger, db_path):
+    entries, digest = _request(1)
+    ledger.record_once(
+        entries, caller="s", request_id="r", idempotency_key="k", request_digest=digest
+    )
+    raw = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            raw.execute(
+                "INSERT INTO idempotency_keys (caller, idempotency_key, request_digest, "
+                "request_id, created_at, decision_ids) VALUES ('s', 'k', 'd', 'r2', 't', '[]')"
+            )
+    finally:
+        raw.close()
+
+
+def test_one_key_sent_by_eight_threads_at_once_is_stored_once(ledger):
+    threads_n = 8
+    start = threading.Barrier(threads_n)
+    answers: list = [None] * threads_n
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        entries, digest = _request(5)  # each thread decided the request itself
+        start.wait()
+        try:
+            answers[t] = ledger.record_once(
+                entries, caller="scorer:a", request_id=f"req-{t}", idempotency_key="same",
+                request_digest=digest,
+            )  # fmt: skip
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads_n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+    assert not errors, errors[:3]
+    assert ledger.count() == 5
+    assert sum(not a.replayed for a in answers) == 1
+    assert len({tuple(a.decision_ids) for a in answers}) == 1
+    assert len({a.request_id for a in answers}) == 1
+
+
+# --------------------------------------------------------------------------- batch runs
+def test_a_batch_run_stores_each_household_and_period_once(ledger):
+    assert ledger.begin_run("run-1", caller="batch:test", input_sha256="0" * 64) is True
+    assert ledger.begin_run("run-1", caller="batch:test") is False
+    first = [entry(f"hh-{i}", "2024-06") for i in range(4)]
+    block = ledger.record_run(first, run_id="run-1", caller="batch:test", request_id="b-0")
+    assert block.stored == 4 and block.existing == {}
+    stored_ids = [ledger.household_history(f"hh-{i}")[0]["decision_id"] for i in range(4)]
+
+    # a rerun: hh-2 and hh-3 stored before, hh-4 and hh-5 new (fresh decision ids)
+    rerun = [entry(f"hh-{i}", "2024-06", score=0.9) for i in (2, 3, 4, 5)]
+    block = ledger.record_run(rerun, run_id="run-1", caller="batch:test", request_id="b-1")
+    assert block.stored == 2
+    assert sorted(block.existing) == [0, 1]
+    assert [block.existing[i]["decision_id"] for i in (0, 1)] == stored_ids[2:]
+    assert block.existing[0]["result"]["score"] == pytest.approx(0.42)  # as stored, not 0.9
+    assert ledger.count() == 6 and ledger.run_count("run-1") == 6
+    for i in range(6):
+        assert len(ledger.household_history(f"hh-{i}")) == 1
+
+    # another run of the same records is another run
+    ledger.begin_run("run-2", caller="batch:test")
+    block = ledger.record_run(rerun, run_id="run-2", caller="batch:test", request_id="c-0")
+    assert block.stored == 4 and ledger.run_count("run-2") == 4
+
+
+def test_a_batch_block_with_a_repeated_key_stores_nothing(ledger):
+    ledger.begin_run("run-1", caller="batch:test")
+    with pytest.raises(LedgerError, match="twice"):
+        ledger.record_run(
+            [entry("hh-1", "2024-06"), entry("hh-1", "2024-06")],
+            run_id="run-1", caller="batch:test", request_id="b-0",
+        )  # fmt: skip
+    assert ledger.count() == 0
+
+
+def test_batch_keys_are_unique_in_the_database(ledger, db_path):
+    ledger.begin_run("run-1", caller="batch:test")
+    ledger.record_run([entry("hh-1", "2024-06")], run_id="run-1", caller="b", request_id="b-0")
+    (did,) = ledger.record([entry("hh-1", "2024-06")], caller="other", request_id="r")
+    raw = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            raw.execute(
+                "INSERT INTO batch_decisions (run_id, household_id, period, decision_id) "
+                f"VALUES ('run-1', 'hh-1', '2024-06', '{did}')"
+            )
+    finally:
+        raw.close()
+
+
+def test_two_processes_of_one_run_at_once_store_each_key_once(ledger):
+    ledger.begin_run("run-1", caller="batch:test")
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        entries = [entry(f"hh-{i}", "2024-06") for i in range(300)]
+        start.wait()
+        try:
+            for lo in range(0, 300, 50):
+                ledger.record_run(
+                    entries[lo : lo + 50], run_id="run-1", caller="b", request_id=f"{t}-{lo}"
+                )
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+    assert not errors, errors[:3]
+    assert ledger.count() == 300 == ledger.run_count("run-1")

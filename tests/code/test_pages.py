@@ -1,4 +1,5 @@
-"""Caseworker pages (riskml.pages) through FastAPI's TestClient: login, scope, worklist, CSV, household, logs."""
+"""Caseworker pages (riskml.pages) through FastAPI's TestClient: login, sessions (bound to the key's
+hash, ended on logout, failing closed with the keys), scope, worklist, CSV, household, logs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 
 import pandas as pd
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from riskml.data import schema
@@ -17,8 +19,10 @@ from riskml.model.features import FEATURE_NAMES
 from riskml.model.reasons import FEATURE_LABELS
 from riskml.service import api as web
 from riskml.service import pages, state
-from riskml.service.access import KeyStore, Principal, add_key, hash_token
+from riskml.service.access import KeyStore, LiveKeys, Principal, add_key, hash_token, new_token
 from riskml.service.core import ScoringService, Settings
+from riskml.service.pages.session import FAILED, SESSION_MARK, EndedSessions
+from riskml.store.ledger import LedgerError
 
 COUNTY = "532328"  # Yuanmou
 VILLAGE = "532328101201"
@@ -105,6 +109,14 @@ def service(registered, trained, sample_panel, keys, tmp_path_factory):
     state.bind(previous)
 
 
+@pytest.fixture(autouse=True)
+def _no_failed_logins_yet():
+    """Each test starts with no failed logins counted (they would limit this client's address)."""
+    FAILED.clear()
+    yield
+    FAILED.clear()
+
+
 def _client(service, token: str | None = None) -> TestClient:
     client = TestClient(web.app)
     if token is not None:
@@ -171,16 +183,23 @@ def test_principal_by_id_finds_configured_keys_only():
 
 
 def test_session_cookie_is_signed_and_expires():
-    value = pages.sign_session("cw-village")
-    assert pages.read_session(value) == "cw-village"
-    assert "cw-village" not in value  # the id is encoded; the key never appears
-    id_part, issued, mac = value.split(".")
-    forged = f"{pages.b64(b'ops')}.{issued}.{mac}"
+    key_hash = hash_token("rk_" + "v" * 43)
+    value = pages.sign_session("cw-village", key_hash)
+    session = pages.read_session(value)
+    assert session.key_id == "cw-village" and len(session.session_id) >= 22
+    assert "cw-village" not in value  # the id is encoded; the key and its hash never appear
+    assert key_hash[7:] not in value and key_hash[7:27] not in value
+    id_part, mark, sid, issued, mac = value.split(".")
+    forged = f"{pages.b64(b'ops')}.{mark}.{sid}.{issued}.{mac}"
     assert pages.read_session(forged) is None
     assert pages.read_session(value[:-2] + "AA") is None
-    old = pages.sign_session("cw-village", issued=int(time.time()) - pages.SESSION_TTL_S - 5)
+    old = pages.sign_session(
+        "cw-village", key_hash, issued=int(time.time()) - pages.SESSION_TTL_S - 5
+    )
     assert pages.read_session(old) is None
     assert pages.read_session("garbage") is None and pages.read_session(None) is None
+    # each login is its own session
+    assert pages.read_session(pages.sign_session("cw-village", key_hash)).session_id != sid
 
 
 def test_waterfall_runs_from_the_base_rate_to_the_score():
@@ -233,7 +252,7 @@ def test_caseworker_login_sets_a_signed_httponly_strict_cookie_with_the_key_id(s
     assert "httponly" in low and "samesite=strict" in low and "path=/cw" in low
     assert keys["village"] not in cookie and hash_token(keys["village"])[7:] not in cookie
     value = client.cookies.get(pages.SESSION_COOKIE)
-    assert pages.read_session(value) == "cw-village"
+    assert pages.read_session(value).key_id == "cw-village"
     assert r.headers["cache-control"] == "no-store"
 
 
@@ -285,18 +304,25 @@ def test_pages_without_a_session_redirect_to_login(service):
         assert r.headers["cache-control"] == "no-store"
 
 
-def test_forged_expired_and_revoked_sessions_are_refused(service):
+def test_forged_expired_revoked_and_other_key_sessions_are_refused(service, keys):
+    county = hash_token(keys["county"])
     cases = {
-        "forged": pages.sign_session("ops")[:-3] + "abc",
-        "expired": pages.sign_session("cw-county", issued=int(time.time()) - 13 * 3600),
-        "revoked": pages.sign_session("a-key-no-longer-configured"),
-        "scorer": pages.sign_session("county-platform"),
+        "forged": pages.sign_session("ops", hash_token(keys["admin"]))[:-3] + "abc",
+        "expired": pages.sign_session("cw-county", county, issued=int(time.time()) - 13 * 3600),
+        "revoked": pages.sign_session("a-key-no-longer-configured", hash_token(new_token())),
+        "scorer": pages.sign_session("county-platform", hash_token(keys["scorer"])),
+        # the id of a configured key with another key's hash (an earlier key of that id)
+        "other key": pages.sign_session("cw-county", hash_token(new_token())),
+        "old format": "Y3ctY291bnR5.1700000000.abc",
     }
     for name, value in cases.items():
         client = TestClient(web.app)
         client.cookies.set(pages.SESSION_COOKIE, value, path="/cw")
         r = client.get("/cw/worklist", follow_redirects=False)
         assert r.status_code == 303, name
+    client = TestClient(web.app)  # and the same cookie with the key's own hash holds
+    client.cookies.set(pages.SESSION_COOKIE, pages.sign_session("cw-county", county), path="/cw")
+    assert client.get("/cw/worklist", follow_redirects=False).status_code == 200
 
 
 def test_logout_ends_the_session(service, keys):
@@ -305,6 +331,158 @@ def test_logout_ends_the_session(service, keys):
     r = client.post("/cw/logout", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/cw/login"
     assert client.get("/cw/worklist", follow_redirects=False).status_code == 303
+
+
+def _with_cookie(value: str) -> TestClient:
+    client = TestClient(web.app)
+    client.cookies.set(pages.SESSION_COOKIE, value, path="/cw")
+    return client
+
+
+def test_logout_ends_the_session_on_the_server(service, keys):
+    client = _client(service, keys["county"])
+    value = client.cookies.get(pages.SESSION_COOKIE)
+    other = _client(service, keys["county"])  # another session of the same key
+    assert _with_cookie(value).get("/cw/worklist").status_code == 200
+    assert client.post("/cw/logout", follow_redirects=False).status_code == 303
+    replayed = _with_cookie(value).get("/cw/worklist", follow_redirects=False)
+    assert replayed.status_code == 303 and replayed.headers["location"].startswith("/cw/login")
+    assert other.get("/cw/worklist").status_code == 200  # only that session ended
+    # recorded in the ledger: a worker that did not see the logout (or a restart) refuses it too
+    session = pages.read_session(value)
+    (row,) = service.ledger.access_log(5, household_id=SESSION_MARK + session.session_id)
+    assert (row["action"], row["actor"], row["role"]) == ("logout", "cw-county", "caseworker")
+    assert EndedSessions().is_ended(service.ledger, session)
+    assert not EndedSessions().is_ended(
+        service.ledger, pages.read_session(other.cookies.get(pages.SESSION_COOKIE))
+    )
+
+
+def test_a_logout_the_ledger_cannot_record_still_ends_the_session_here(service, keys, monkeypatch):
+    client = _client(service, keys["village"])
+    value = client.cookies.get(pages.SESSION_COOKIE)
+
+    def broken(*args, **kwargs):
+        raise LedgerError("database is locked")
+
+    monkeypatch.setattr(service.ledger, "log_access", broken)
+    r = client.post("/cw/logout", follow_redirects=False)
+    assert r.status_code == 503  # says it could not be recorded ...
+    assert f'{pages.SESSION_COOKIE}=""' in r.headers["set-cookie"]  # ... deletes the cookie ...
+    monkeypatch.undo()
+    assert _page(_with_cookie(value)) == 303  # ... and this process refuses the session
+
+
+def test_ended_sessions_fail_closed_when_the_ledger_cannot_be_read():
+    class Unreadable:
+        def access_log(self, *args, **kwargs):
+            raise LedgerError("ledger read failed")
+
+    session = pages.read_session(pages.sign_session("cw-village", hash_token(new_token())))
+    assert EndedSessions().is_ended(Unreadable(), session)
+
+
+# --------------------------------------------------------------------------- keys that change
+def _recheck() -> None:
+    """Past the service's next look at its keys file (every LiveKeys.RECHECK_S seconds)."""
+    time.sleep(LiveKeys.RECHECK_S + 0.3)
+
+
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("own-model-cache")
+
+
+@pytest.fixture
+def own(registered, model_cache, tmp_path):
+    """A service of its own (keys file, empty ledger), bound for one test that changes its keys."""
+    path = tmp_path / "api_keys.yaml"
+    tokens = {
+        "admin": add_key(path, "ops", "admin"),
+        "cw": add_key(path, "cw-1", "caseworker", counties=[COUNTY]),
+        "leaver": add_key(path, "cw-leaver", "caseworker", counties=[COUNTY]),
+    }
+    svc = ScoringService(
+        Settings(
+            tracking_uri=os.environ["MLFLOW_TRACKING_URI"],
+            cache_dir=model_cache,
+            ledger_url=f"sqlite:///{tmp_path / 'ledger.db'}",
+            keys_file=str(path),
+        )
+    )
+    assert svc.readiness().status == 200
+    previous = state.bound()
+    web.bind(svc)
+    yield svc, path, tokens
+    state.bind(previous)
+
+
+def _api(token: str) -> int:
+    """A keyed API call's status: 404 (no such household) with a valid key, 401 without."""
+    return (
+        TestClient(web.app)
+        .get("/households/nobody/decisions", headers={"Authorization": f"Bearer {token}"})
+        .status_code
+    )
+
+
+def _page(client: TestClient) -> int:
+    return client.get("/cw/worklist", follow_redirects=False).status_code
+
+
+def test_a_deleted_keys_file_refuses_every_key_until_it_is_back(own):
+    svc, path, tokens = own
+    caseworker = _client(svc, tokens["cw"])
+    assert _api(tokens["admin"]) == 404 and _page(caseworker) == 200
+    saved = path.read_bytes()
+    path.unlink()
+    _recheck()
+    assert _api(tokens["admin"]) == 401  # the last good keys are not kept
+    assert _page(caseworker) == 303  # nor their sessions
+    r = TestClient(web.app).post("/cw/login", data={"key": tokens["cw"]}, follow_redirects=False)
+    assert r.status_code == 401
+    ready = svc.readiness()
+    assert ready.status == 503 and not ready.body["ready"]
+    assert "keys file invalid: api_keys.yaml is missing" in ready.body["reason"]
+    path.write_bytes(saved)
+    _recheck()
+    assert _api(tokens["admin"]) == 404 and _page(caseworker) == 200
+    assert svc.readiness().status == 200
+
+
+def test_a_revoking_edit_with_a_yaml_error_refuses_the_revoked_key(own):
+    svc, path, tokens = own
+    leaver = _client(svc, tokens["leaver"])
+    assert _api(tokens["leaver"]) == 404 and _page(leaver) == 200
+    doc = yaml.safe_load(path.read_text())
+    doc["keys"] = [e for e in doc["keys"] if e["id"] != "cw-leaver"]
+    path.write_text(yaml.safe_dump(doc) + "  - id: [unclosed\n")  # the revoking edit, broken
+    _recheck()
+    assert _api(tokens["leaver"]) == 401 and _page(leaver) == 303
+    assert _api(tokens["admin"]) == 401  # every key, until the file is fixed
+    reason = svc.readiness().body["reason"]
+    assert "keys file invalid: api_keys.yaml: not valid YAML at line" in reason
+    assert "sha256" not in reason and "cw-1" not in reason and "ops" not in reason
+    path.write_text(yaml.safe_dump(doc))
+    _recheck()
+    assert _api(tokens["admin"]) == 404 and _api(tokens["cw"]) == 404
+    assert _api(tokens["leaver"]) == 401 and _page(leaver) == 303
+
+
+def test_a_reissued_key_ends_the_sessions_of_the_old_one(own):
+    svc, path, tokens = own
+    old = _client(svc, tokens["cw"])
+    assert _page(old) == 200
+    fresh = new_token()  # re-issued: the same id, a new token and hash
+    doc = yaml.safe_load(path.read_text())
+    for entry in doc["keys"]:
+        if entry["id"] == "cw-1":
+            entry["hash"] = hash_token(fresh)
+    path.write_text(yaml.safe_dump(doc))
+    _recheck()
+    assert _api(tokens["cw"]) == 401
+    assert _page(old) == 303  # the old key's session ended with it
+    assert _page(_client(svc, fresh)) == 200
 
 
 # --------------------------------------------------------------------------- worklist

@@ -64,6 +64,31 @@ def test_signature_lists_the_contract_fields(registered):
     assert "score" in [c.name for c in info.signature.outputs]
 
 
+def test_the_input_example_is_made_up_and_valid(registered, sample_panel):
+    import mlflow
+    from mlflow.models import Model
+
+    stored = Model.load(registered.model_uri)
+    example = stored.load_input_example(registered.model_uri)
+    assert isinstance(example, pd.DataFrame) and len(example) == 3
+    assert list(example.columns[: len(schema.FIELD_NAMES)]) == list(schema.FIELD_NAMES)
+    # made up: ids that say so, none of the training panel's households, no panel row's values
+    ids = example["household_id"].tolist()
+    assert ids == ["example-1", "example-2", "example-3"]
+    assert not set(ids) & set(sample_panel["household_id"])
+    values = [c for c in schema.FIELD_NAMES if c not in ("household_id", "period")]
+    panel_rows = {tuple(r[c] for c in values) for r in schema.to_json_records(sample_panel)}
+    example_rows = [tuple(r[c] for c in values) for r in schema.to_json_records(example)]
+    assert not set(example_rows) & panel_rows
+    # nor one real household's amounts (income, medical cost and debt together)
+    amounts = ["income_wage", "medical_expense", "debt"]
+    assert example[amounts].merge(sample_panel[amounts].astype("float64")).empty
+    # valid against the schema and the signature: the served model takes it as it is
+    assert not schema.record_problems(schema.to_json_records(example))
+    out = mlflow.pyfunc.load_model(registered.model_uri).predict(example)
+    assert len(out) == 3 and out["score"].between(0, 1).all()
+
+
 def test_promotion_gate_refuses_a_worse_challenger(registered, trained, small_config, sample_panel):
     from riskml.training.promotion import compare, evaluate_on_period
     from riskml.training.train import train

@@ -8,6 +8,7 @@ import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.slow
 RESULT_FIELDS = {
     "household_id", "period", "score", "risk_level", "flagged", "flagged_by", "rules", "risk_types",
     "reasons", "measures", "monitoring_type", "model_name", "model_version", "decision_id",
+    "line_year", "line_basis",
 }  # fmt: skip
 
 
@@ -51,6 +53,7 @@ def server_env(session_dir, keys, registered):
         "RISKML_API_KEYS_FILE": str(keys["path"]),
         "RISKML_LEDGER_URL": f"sqlite:///{session_dir / 'service-ledger.db'}",
         "RISKML_MODEL_CACHE": str(session_dir / "model-cache"),
+        "RISKML_OPERATED_LINES_FILE": str(session_dir / "service-lines.csv"),
     }
 
 
@@ -290,12 +293,12 @@ def test_metrics_count_flags_by_rule_and_level(server, keys):
     assert "riskml_flags_total" in text and 'kind="level"' in text
 
 
-@pytest.mark.parametrize("path", ["/model", "/metrics", "/docs.json", "/", "/no-such-path"])
+@pytest.mark.parametrize("path", ["/model", "/metrics", "/schema.json", "/", "/no-such-path"])
 def test_only_the_probes_and_the_pages_answer_without_a_key(server, path):
     status, text = _get_text(server, path)
     assert status == 401 and json.loads(text) == {"error": "missing or invalid API key"}
     assert _get_text(server, path, "rk_wrong")[0] == 401
-    for open_path in ("/healthz", "/readyz", "/livez", "/cw/login"):
+    for open_path in ("/healthz", "/readyz", "/livez", "/cw/login", "/docs.json", "/openapi.json"):
         assert _get_text(server, open_path)[0] == 200, open_path
 
 
@@ -380,3 +383,88 @@ def test_logs_hold_no_keys_records_or_scores(server, keys, records):
     for rec in records[:50]:
         assert rec["household_id"] not in log
     assert "households=1" not in log  # the non-JSON body of an earlier test
+
+
+# ---------------------------------------------------------------- reference lines in force
+def _at(records, period: str, n: int = 3):
+    return [
+        {**r, "household_id": f"{r['household_id']}-{period}", "period": period}
+        for r in records[:n]
+    ]
+
+
+def test_a_year_without_a_line_uses_the_last_one_as_provisional(server, records, keys):
+    status, body = server.request(
+        "POST", "/score", {"households": _at(records, "2027-01")}, keys["scorer"]
+    )
+    assert status == 200, body
+    assert {(r["line_year"], r["line_basis"]) for r in body["results"]} == {(2026, "provisional")}
+    status, info = server.request("GET", "/model", token=keys["scorer"])
+    lines = info["reference_lines"]
+    assert lines["carry_forward_months"] == 12 and 2026 in lines["model_years"]
+    assert "model's own copy" in lines["rule"]
+
+
+@pytest.mark.parametrize("period", ["2012-06", "2018-12", "2029-01", "2030-06"])
+def test_periods_outside_the_policy_are_refused_naming_the_record(
+    server, records, keys, ledger, period
+):
+    before = ledger.count()
+    batch = [records[0], *_at(records, period, 2)]
+    status, body = server.request("POST", "/score", {"households": batch}, keys["scorer"])
+    assert status == 422, body
+    assert [(p["index"], p["field"]) for p in body["problems"]] == [(1, "period"), (2, "period")]
+    assert body["problems"][0]["household_id"] == batch[1]["household_id"]
+    assert f"year {period[:4]}" in body["problems"][0]["problem"]
+    assert body["problems_total"] == 2
+    assert ledger.count() == before, "nothing of a refused request is stored"
+
+
+def test_an_entered_line_is_used_without_a_restart(server, records, keys, server_env):
+    import pandas as pd
+
+    from riskml.data import operated_lines
+
+    county = records[0]["county_code"]
+    path = Path(server_env["RISKML_OPERATED_LINES_FILE"])
+    rows = pd.DataFrame(
+        [
+            {"province_code": county[:2], "year": 2028, "line": line, "yuan_per_person_year": v,
+             "basis": "announced", "source": "test notice"}
+            for line, v in (("monitoring", 9900.0), ("dibao", 7800.0))
+        ]
+    )  # fmt: skip
+    operated_lines.add_rows(rows, "tester", path=path)
+    status, body = server.request(
+        "POST", "/score", {"households": _at(records, "2028-03", 1)}, keys["scorer"]
+    )
+    assert status == 200, body
+    assert (body["results"][0]["line_year"], body["results"][0]["line_basis"]) == (
+        2028,
+        "announced",
+    )
+
+
+# ---------------------------------------------------------------- idempotent retries
+def test_a_retry_with_the_same_idempotency_key_stores_nothing_twice(server, records, keys, ledger):
+    before = ledger.count()
+    body = {"households": records[30:34]}
+    key = {"Idempotency-Key": "push-2025-06-batch-7"}
+    s1, first, h1 = server.exchange("POST", "/score", body, keys["scorer"], headers=key)
+    s2, again, h2 = server.exchange("POST", "/score", body, keys["scorer"], headers=key)
+    assert (s1, s2) == (200, 200), (first, again)
+    assert [r["decision_id"] for r in again["results"]] == [
+        r["decision_id"] for r in first["results"]
+    ]
+    assert again["request_id"] == first["request_id"] and again["results"] == first["results"]
+    assert "idempotent-replayed" not in h1 and h2.get("idempotent-replayed") == "true"
+    assert ledger.count() == before + 4
+    s3, other = server.request(
+        "POST", "/score", {"households": records[34:35]}, keys["scorer"], headers=key
+    )
+    assert s3 == 422 and other["problems"][0]["field"] == "Idempotency-Key", other
+    s4, bad = server.request(
+        "POST", "/score", body, keys["scorer"], headers={"Idempotency-Key": "two words"}
+    )
+    assert s4 == 422 and bad["problems"][0]["field"] == "Idempotency-Key"
+    assert ledger.count() == before + 4, "nothing of a refused request is stored"

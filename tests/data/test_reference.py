@@ -152,7 +152,8 @@ def test_estimates_are_plausible(raw):
 
 def test_load_and_lookup(lines, raw):
     got = lines.lookup("41", 2024)
-    assert got == Lines("41", 2024, 8300.0, value(raw, "41", 2024, "dibao"))
+    basis = raw[("41", 2024, "dibao")]["basis"]  # the weaker of the two rows' bases
+    assert got == Lines("41", 2024, 8300.0, value(raw, "41", 2024, "dibao"), 2024, basis)
     assert lines.lookup("53", 2025).monitoring == 8700.0
     assert lines.lookup("31", 2021).dibao == 15960.0
     assert lines.years == list(YEARS)
@@ -245,7 +246,7 @@ def test_user_table_loads(tmp_path):
     path = _write(tmp_path, pd.DataFrame(_user_rows()))
     mine = ReferenceLines.load(path)
     assert mine.source == str(path)
-    assert mine.lookup("53", 2024) == Lines("53", 2024, 8400.0, 6000.0)
+    assert mine.lookup("53", 2024) == Lines("53", 2024, 8400.0, 6000.0, 2024, "published")
     assert mine.years == [2024, 2025]
     with pytest.raises(MissingReferenceError, match=r"my_lines\.csv.*province 41 .*year 2024"):
         mine.lookup("41", 2024)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -80,6 +81,8 @@ BAD_CASES = [
                 "chronic_ill_count",
                 "migrant_workers",
                 "months_employed",
+                "students_compulsory",
+                "students_noncompulsory",
             )
         },
     ),
@@ -92,6 +95,14 @@ BAD_CASES = [
     ("months_employed", 48.5, "12 × household_size"),
     ("medical_expense", -5.0, "≥ 0"),
     ("labor_count", 1.5, "whole number"),
+    ("students_compulsory", 5, "household_size"),
+    ("income_wage", 2e10, "≤ 1e+10"),
+    ("income_business", -2e10, "≥ -1e+10"),
+    ("debt", 1e300, "≤ 1e+10"),
+    ("income_wage", 10**400, "finite"),
+    ("household_size", 10**400, "finite"),
+    ("period", "20２４-06", "must match"),
+    ("village_code", "5323281012０1", "must match"),
 ]
 
 
@@ -115,7 +126,9 @@ def test_frame_validator_names_row_and_field(case):
 @pytest.mark.parametrize("case", BAD_CASES)
 def test_api_validator_names_index_and_field(case):
     field, value, _words, extra = _case(case)
-    _, problems = schema.validate_records([good_record(), good_record(**{**extra, field: value})])
+    _, problems = schema.validate_records(
+        [good_record(), good_record(**{"household_id": "hh_0002", **extra, field: value})]
+    )
     assert {(p.row, p.field) for p in problems} == {(1, field)}
 
 
@@ -133,7 +146,7 @@ def test_api_validator_refuses_unknown_and_missing_fields():
     rec = good_record(name="Zhang San")
     del rec["debt"]
     _, problems = schema.validate_records([rec])
-    assert {(p.field, p.rule) for p in problems} >= {("name", "Extra inputs are not permitted")}
+    assert {(p.field, p.rule) for p in problems} >= {("name", schema.UNKNOWN_RULE)}
     assert ("debt", "required field is missing") in {(p.field, p.rule) for p in problems}
 
 
@@ -219,3 +232,107 @@ def test_json_records_round_trip_through_the_strict_validator():
     back = schema.to_json_records(frame)
     assert back == rows
     assert schema.validate_records(back)[1] == []
+
+
+# --------------------------------------------------------------------------- one validator
+def test_json_duplicate_names_the_first_record_and_the_frame_words_it_the_same():
+    rows = [good_record(household_id=f"h{i}") for i in range(5)]
+    rows.append(good_record(household_id="h3", income_wage=1.0))
+    rows.append(good_record(household_id="h3", income_wage=2.0))
+    got = [(p.row, p.field, p.rule) for p in schema.record_problems(rows)]
+    assert got == [(5, "period", schema.duplicate_rule(3)), (6, "period", schema.duplicate_rule(3))]
+    assert schema.duplicate_rule(3) == "duplicate record: same household_id and period as record 3"
+    assert [(p.row, p.field, p.rule) for p in schema.validate_frame(pd.DataFrame(rows))] == got
+
+
+def test_frame_duplicates_can_come_from_the_caller():
+    rows = [good_record(household_id=f"h{i}") for i in range(3)]
+    earlier = [-1, 7, -1]  # row 1 repeats input row 7 of a longer file (another chunk)
+    problems = schema.validate_frame(pd.DataFrame(rows), earlier=earlier)
+    assert [(p.row, p.rule) for p in problems] == [(1, schema.duplicate_rule(7))]
+
+
+def test_problems_are_capped_but_counted():
+    rec = good_record()
+    rec.update({f"k{i}": i for i in range(1_000_000)})
+    records = [rec, good_record(household_id="h2", head_age=5)]
+    t0 = time.perf_counter()
+    problems = schema.record_problems(records, limit=100)
+    seconds = time.perf_counter() - t0
+    assert seconds < 0.5, f"{seconds:.2f} s for a record with a million unknown keys"
+    assert len(problems) == 100 and problems.total == 1_000_001 and problems.invalid_records == 2
+    assert [p.field for p in problems[:3]] == ["k0", "k1", "k2"]
+    assert {p.rule for p in problems} == {schema.UNKNOWN_RULE}
+    # without a limit: every problem, in the same order
+    small = [good_record(household_id="h1", x=1, y=2), good_record(household_id="h2", head_age=5)]
+    full = schema.record_problems(small)
+    assert full.total == len(full) == 3
+    capped = schema.record_problems(small, limit=2)
+    assert list(capped) == list(full)[:2] and capped.total == 3
+
+
+@pytest.mark.parametrize(
+    "value", [10**400, -(10**400), 1e300, 2**70, math.inf, -math.inf, 1e10 + 1]
+)
+def test_numbers_out_of_range_are_problems_never_exceptions(value):
+    from riskml.data.columns import Columns
+
+    fields = [f.name for f in schema.FIELDS if f.kind in ("int", "float")]
+    for name in fields:
+        rec = good_record(**{name: value})
+        problems = schema.record_problems([rec])
+        assert name in {p.field for p in problems}, name
+        frame_problems = schema.validate_frame(pd.DataFrame([rec]))
+        assert {(p.field, p.rule) for p in frame_problems} == {(p.field, p.rule) for p in problems}
+    # the largest accepted values go on to the arrays without overflow
+    edge = good_record(income_wage=1e10, income_business=-1e10, debt=10**10)
+    assert schema.record_problems([edge]) == []
+    cols = Columns.from_records([edge], validated=True)
+    assert cols["debt"][0] == 1e10 and cols["income_business"][0] == -1e10
+
+
+def test_whole_floats_are_whole_numbers_on_both_paths():
+    rec = good_record(household_size=4.0, labor_count=2.0)
+    assert schema.record_problems([rec]) == []
+    assert schema.validate_frame(pd.DataFrame([rec])) == []
+
+
+def test_flags_are_true_or_false_in_json_and_in_frames():
+    for value in (0, 1, 1.0, "true"):
+        rec = good_record(head_female=value)
+        want = [("head_female", schema.BOOL_RULE)]
+        assert [(p.field, p.rule) for p in schema.record_problems([rec])] == want, value
+        frame = schema.validate_frame(pd.DataFrame([good_record(), {**rec, "household_id": "b"}]))
+        assert [(p.field, p.rule) for p in frame] == want, value
+
+
+def test_household_record_model_is_the_same_validator():
+    from pydantic import ValidationError
+
+    for rec in (good_record(), good_record(household_size=4.0), good_record(labor_count=9)):
+        problems = schema.record_problems([rec])
+        try:
+            schema.HouseholdRecord.model_validate(rec)
+        except ValidationError as exc:
+            got = {(e["loc"][0], e["msg"]) for e in exc.errors()}
+            assert got == {(p.field, p.rule) for p in problems}
+        else:
+            assert problems == []
+
+
+def test_a_record_that_is_not_an_object():
+    problems = schema.record_problems([good_record(), ["not", "a", "record"], None])
+    assert [(p.row, p.field, p.rule) for p in problems] == [
+        (1, "(record)", schema.OBJECT_RULE),
+        (2, "(record)", schema.OBJECT_RULE),
+    ]
+
+
+def test_validators_are_importable_from_both_modules():
+    from riskml.data import validation
+    from riskml.data.schema import record_problems, validate_frame
+
+    assert record_problems is validation.record_problems
+    assert validate_frame is validation.validate_frame
+    with pytest.raises(AttributeError):
+        _ = schema.no_such_name

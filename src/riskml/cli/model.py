@@ -8,8 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from riskml.cli.app import app
-from riskml.data.io import read_table
+from riskml.cli.app import INVALID, app, check_input, fail, file_errors, read_input
 
 console = Console()
 DEFAULT_CONFIG = Path("training/default.yaml")
@@ -35,6 +34,41 @@ HEADLINE = [
 ]  # fmt: skip
 
 
+def _config(path: Path):  # noqa: ANN202  (a TrainConfig)
+    """The training config, or one line and exit 2 when it cannot be read."""
+    import yaml
+
+    from riskml.training.train import TrainConfig
+
+    with file_errors("cannot read the config"):
+        try:
+            return TrainConfig.from_yaml(path)
+        except (ValueError, TypeError, KeyError, AttributeError, yaml.YAMLError) as exc:
+            fail(f"{path}: not a valid training config ({exc})")
+
+
+def _model(uri: str):  # noqa: ANN202  (a RiskModel)
+    from riskml.training import registry
+
+    try:
+        return registry.load_risk_model(uri)
+    except Exception as exc:  # unknown name or alias, registry unreachable, missing artifacts
+        fail(f"cannot load the model {uri}: {type(exc).__name__}: {str(exc)[:300]}")
+
+
+def _invalid_records(what: str, data: Path, exc: Exception) -> None:
+    """Invalid records in a panel: one line saying how many, the first few, exit 1."""
+    problems = getattr(exc, "problems", [])
+    typer.echo(
+        f"error: {what}: {len(problems):,} problem(s) in the records of {data}; "
+        f"`riskml validate {data}` lists them all",
+        err=True,
+    )
+    for p in problems[:5]:
+        typer.echo(f"  {p}", err=True)
+    raise typer.Exit(INVALID)
+
+
 @app.command()
 def train(
     data: Path = typer.Option(
@@ -48,19 +82,22 @@ def train(
     """Train on earlier periods, evaluate on the latest labelled one, log to MLflow and register."""
     import time
 
+    from riskml.data.schema import SchemaError
     from riskml.training import registry
-    from riskml.training.train import TrainConfig, TrainingDataError
+    from riskml.training.train import TrainingDataError
     from riskml.training.train import train as run_training
 
     t0 = time.perf_counter()
-    cfg = TrainConfig.from_yaml(config)
+    check_input(data)
+    cfg = _config(config)
     with console.status("reading the panel") as status:
-        panel = read_table(data)
+        panel = read_input(data)
         try:
             result = run_training(panel, cfg, progress=lambda msg: status.update(msg))
         except TrainingDataError as exc:
-            console.print(f"[red]cannot train:[/red] {exc}")
-            raise typer.Exit(2) from exc
+            fail(f"cannot train: {exc}")
+        except SchemaError as exc:
+            _invalid_records("cannot train", data, exc)
         status.update("logging to MLflow and registering")
         reg = registry.log_training_run(result, cfg, data_path=data, register=register)
     m = result.evaluation.metrics
@@ -80,13 +117,20 @@ def evaluate(
     config: Path = typer.Option(DEFAULT_CONFIG),
 ) -> None:
     """Evaluate a registered model on one labelled period of a panel."""
-    from riskml.training import registry
+    from riskml.data.schema import SchemaError
     from riskml.training.promotion import evaluate_on_period
-    from riskml.training.train import TrainConfig
+    from riskml.training.train import TrainingDataError
 
-    cfg = TrainConfig.from_yaml(config)
-    risk_model = registry.load_risk_model(model)
-    ev = evaluate_on_period(risk_model, read_table(data), cfg, period=period)
+    check_input(data)
+    cfg = _config(config)
+    panel = read_input(data)
+    risk_model = _model(model)
+    try:
+        ev = evaluate_on_period(risk_model, panel, cfg, period=period)
+    except SchemaError as exc:
+        _invalid_records("cannot evaluate", data, exc)
+    except TrainingDataError as exc:
+        fail(f"cannot evaluate: {exc}")
     trained_until = risk_model.metadata.get("valid_period")
     if trained_until and ev.period <= trained_until:
         console.print(
@@ -106,16 +150,21 @@ def promote(
     reason: str | None = typer.Option(None, help="why the gate is overridden (recorded as a tag)"),
 ) -> None:
     """Move `champion` to the challenger if it is not worse beyond the configured margins."""
+    from riskml.data.schema import SchemaError
     from riskml.training.promotion import promote_challenger
-    from riskml.training.train import TrainConfig
+    from riskml.training.train import TrainingDataError
 
-    cfg = TrainConfig.from_yaml(config)
     if force and not reason:
-        console.print("[red]--force needs --reason[/red]")
-        raise typer.Exit(2)
-    promoted, cmp, message = promote_challenger(
-        cfg.model_name, read_table(data), cfg, force, reason
-    )
+        fail("--force needs --reason")
+    check_input(data)
+    cfg = _config(config)
+    panel = read_input(data)
+    try:
+        promoted, cmp, message = promote_challenger(cfg.model_name, panel, cfg, force, reason)
+    except SchemaError as exc:
+        _invalid_records("cannot promote", data, exc)
+    except TrainingDataError as exc:
+        fail(f"cannot promote: {exc}")
     if cmp is not None:
         t = Table(title="champion vs challenger on the latest labelled period")
         for col in ("metric", "better", "champion", "challenger", "margin", "ok"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from riskml.cli.app import app
+from riskml.cli.app import app, fail
 
 rules_app = typer.Typer(
     help="Policy warning rules (riskml/policy/rules/default.yaml): check a file, explain what is in force.",
@@ -20,11 +20,16 @@ def check(
         None, help="rules file to validate (default: riskml/policy/rules/default.yaml)"
     ),
 ) -> None:
-    """Validate a rules file; exit 0 when it can be used, 1 with the error (rule and key) otherwise."""
+    """Validate a rules file; exit 0 when it can be used, 1 with the error (rule and key) otherwise.
+
+    A file that does not exist is exit 2.
+    """
     from riskml import config
     from riskml.policy.rules import RuleSet, RulesFileError
 
     path = file if file is not None else config.POLICY_RULES
+    if not Path(path).is_file():
+        fail(f"no such file: {path}")
     try:
         rs = RuleSet.load(path)
     except RulesFileError as exc:
@@ -69,6 +74,8 @@ def explain(
     except ValueError as exc:
         typer.echo(f"error: --date {exc}", err=True)
         raise typer.Exit(2) from None
+    if file is not None and not file.is_file():
+        fail(f"no such file: {file}")
     try:
         rs = RuleSet.load(file)
     except RulesFileError as exc:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from riskml.cli.app import app
+from riskml.cli.app import app, fail
 
 DEFAULT_MODEL = "models:/household-risk@champion"
 
@@ -89,6 +89,7 @@ def score(
     """
     from rich.console import Console
 
+    from riskml.policy.rules import RulesFileError
     from riskml.scoring import batch
 
     console = Console(stderr=True)
@@ -102,6 +103,7 @@ def score(
         Path(os.environ["RISKML_RULES_FILE"]) if os.environ.get("RISKML_RULES_FILE") else None
     )
     try:
+        _check_input(input_file, engine)  # before the model is loaded: a bad path fails at once
         if engine == "spark":
             summary = _run_spark(input_file, out, model, explain, ledger, rejects, master,
                                  chunk_rows, rules_file, console, quiet)  # fmt: skip
@@ -109,13 +111,25 @@ def score(
             summary = _run_local(input_file, out, model, explain, ledger, rejects, chunk_rows,
                                  workers, rules_file, caller, console, quiet)  # fmt: skip
     except batch.BatchError as exc:
-        console.print(f"[red]cannot score:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(f"cannot score: {exc}")
+    except RulesFileError as exc:
+        fail(f"cannot score: {exc}")
     for line in batch.summary_lines(summary):
         typer.echo(line)
     if summary_json is not None:
         summary_json.parent.mkdir(parents=True, exist_ok=True)
         summary_json.write_text(json.dumps(summary.as_dict(), indent=2))
+
+
+def _check_input(input_file: Path, engine: str) -> None:
+    """The input exists, has a known type and can be read (its columns): else BatchError."""
+    from riskml.scoring import batch
+
+    if not input_file.exists():
+        raise batch.BatchError(f"no such file: {input_file}")
+    if engine == "spark" and input_file.is_dir():
+        return
+    batch.input_columns(input_file)
 
 
 def _run_local(input_file, out, model_uri, explain, ledger, rejects, chunk_rows, workers,

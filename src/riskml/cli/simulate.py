@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from riskml.cli.app import app
+from riskml.cli.app import app, fail, file_errors
 
 
 @app.command()
@@ -41,7 +41,11 @@ def simulate(
         raise typer.BadParameter(
             f"unknown file type {out.suffix!r}; use .parquet or .csv", param_hint="--out"
         )
-    ref = ReferenceLines.load(lines) if lines else None
+    with file_errors("cannot read the lines table"):
+        try:
+            ref = ReferenceLines.load(lines) if lines else None
+        except ValueError as exc:  # a table that is not a lines table
+            fail(f"cannot use the lines table: {exc}")
     t0 = time.perf_counter()
     with Progress(
         TextColumn("simulating households"),
@@ -61,7 +65,8 @@ def simulate(
             lines=ref,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    write_table(panel, out)
+    with file_errors("cannot write"):
+        write_table(panel, out)
     labelled = panel["at_risk_next"].notna()
     typer.echo(
         f"{out}: {len(panel):,} records ({panel['household_id'].nunique():,} households × "

@@ -157,7 +157,7 @@ def join_previous(records: pd.DataFrame, previous: pd.DataFrame | None) -> pd.Da
 def local_lines(records: pd.DataFrame | Columns, lines: ReferenceLines) -> pd.DataFrame:
     """Monitoring and dibao lines for each record's province and year."""
     c = as_columns(records)
-    mon, dib = lines.line_arrays(c.province(), c.year())
+    mon, dib = lines.line_arrays(c.province(), c.year(), c.month())
     return pd.DataFrame({"monitoring_line": mon, "dibao_line": dib})
 
 
@@ -172,7 +172,7 @@ def feature_arrays(
     if lacking:
         raise ValueError(f"records lack field(s) the features need: {', '.join(lacking)}")
     n = len(c)
-    line, dibao_line = lines.line_arrays(c.province(), c.year())
+    line, dibao_line = lines.line_arrays(c.province(), c.year(), c.month())
     out: dict[str, np.ndarray] = {name: c.floats(name) for name in RAW_FEATURES}
 
     cur = _core(c, line)

@@ -15,7 +15,7 @@ so every explanation is in the same units as the score it explains.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from riskml.data.json_text import dumps
-from riskml.data.reference import ReferenceLines
+from riskml.data.reference import ReferenceLines, default_lines
 from riskml.model.features import FEATURE_NAMES, build_features, split_previous
 from riskml.model.tree_engine import TreeEngine
 
@@ -67,6 +67,14 @@ class RiskModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     # training reference for monitoring (riskml.model.profile.reference_profile); None for old models
     profile: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ lines
+    def in_force(self, operated: ReferenceLines | None = None) -> RiskModel:
+        """This model scoring with the lines in force: its own copy for the years it carries
+        (what it was trained with), the operated table (``default_lines``) for the others,
+        and the operated table's carry-forward policy. Idempotent."""
+        lines = self.lines.extended_by(operated if operated is not None else default_lines())
+        return replace(self, lines=lines)
 
     # ------------------------------------------------------------------ scoring
     def features(self, records: pd.DataFrame, previous: pd.DataFrame | None = None) -> pd.DataFrame:

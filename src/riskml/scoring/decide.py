@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from riskml.data.columns import Columns, as_columns
+from riskml.data.reference import MissingReferenceError
 from riskml.data.schema import FIELD_NAMES
 from riskml.model.features import feature_matrix
 from riskml.model.reasons import risk_types_from_contributions, top_reasons
@@ -163,6 +164,12 @@ def decide(
     cols = as_columns(records)
     prev = as_columns(previous)
     names = list(model.feature_names)
+    used = model.lines.resolve(cols.province(), cols.month())
+    if not used.covered.all():
+        raise MissingReferenceError(
+            model.lines.missing_message(model.lines.uncovered_pairs(cols.province(), cols.month()))
+        )
+    line_years = used.line_year.tolist()
     X_arr = feature_matrix(cols, prev, model.lines, names)
     score = model.calibrate(model.margin(X_arr))
     level = model.risk_level(score)
@@ -235,6 +242,8 @@ def decide(
             "model_name": info.name,
             "model_version": info.version,
             "rules_version": rules_version,
+            "line_year": line_years[i],
+            "line_basis": used.basis[i],
             "decision_id": ids[i],
         }
         j = contrib_of.get(i)

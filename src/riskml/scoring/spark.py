@@ -40,6 +40,7 @@ import pandas as pd
 from riskml import config
 from riskml.data import schema
 from riskml.data.history import is_previous_gap
+from riskml.data.reference import ReferenceLines
 from riskml.policy.rules import RuleSet
 from riskml.scoring.batch import (
     OUTPUT_COLUMNS,
@@ -100,29 +101,40 @@ def spark_session(master: str | None = None, batch_rows: int = DEFAULT_BATCH_ROW
 
 
 # --------------------------------------------------------------------------- executor side
-_SCORERS: dict[tuple[str, tuple[str, str], tuple[str, str], str], Scorer] = {}
+_SCORERS: dict[tuple[str, tuple[str, str], tuple[str, str], str, str], Scorer] = {}
 
 
-def _scorer(model_uri: str, info: tuple[str, str], rules: tuple[str, str], explain: str) -> Scorer:
-    """The scorer of this Python worker (the model is loaded once per worker process)."""
-    key = (model_uri, info, rules, explain)
+def _scorer(
+    model_uri: str,
+    info: tuple[str, str],
+    rules: tuple[str, str],
+    explain: str,
+    lines: ReferenceLines,
+) -> Scorer:
+    """The scorer of this Python worker (the model is loaded once per worker process).
+
+    ``lines`` are the driver's lines in force (the executors may not see the
+    operated table's file).
+    """
+    key = (model_uri, info, rules, explain, lines.digest)
     scorer = _SCORERS.get(key)
     if scorer is None:
         model, _ = load_model(model_uri)
+        model = model.in_force(lines)
         ruleset = RuleSet.from_text(rules[0], source=rules[1])
         scorer = Scorer(model, ruleset, ModelInfo(*info), explain)  # type: ignore[arg-type]
         _SCORERS[key] = scorer
     return scorer
 
 
-def _validate_batches(columns: list[str]) -> Any:
+def _validate_batches(columns: list[str], lines: ReferenceLines) -> Any:
     def run(batches: Any) -> Any:
         for pdf in batches:
             pdf = pdf.reset_index(drop=True)
             valid, bad, reasons = validate_chunk(
-                pdf[columns], pdf["_dup"].to_numpy(dtype=bool, na_value=False)
+                pdf[columns], pdf["_earlier"].to_numpy(dtype="int64", na_value=-1), lines
             )
-            out = pdf.drop(columns=["_dup"])
+            out = pdf.drop(columns=["_earlier"])
             out["_valid"] = valid
             text = pd.Series([None] * len(pdf), dtype=object)
             text.iloc[bad] = reasons
@@ -133,12 +145,16 @@ def _validate_batches(columns: list[str]) -> Any:
 
 
 def _score_batches(
-    model_uri: str, info: tuple[str, str], rules: tuple[str, str], explain: str
+    model_uri: str,
+    info: tuple[str, str],
+    rules: tuple[str, str],
+    explain: str,
+    lines: ReferenceLines,
 ) -> Any:
     prev_cols = [PREV + name for name in NUMERIC_FIELDS]
 
     def run(batches: Any) -> Any:
-        scorer = _scorer(model_uri, info, rules, explain)
+        scorer = _scorer(model_uri, info, rules, explain, lines)
         for pdf in batches:
             pdf = pdf.reset_index(drop=True)
             records = schema.coerce_frame(pdf[list(schema.FIELD_NAMES)])
@@ -158,7 +174,7 @@ def _output_struct() -> Any:
     strings = {
         "household_id", "period", "county_code", "village_code", "risk_level", "flagged_by",
         "rules", "reasons", "measures", "monitoring_type", "model_name", "model_version",
-        "rules_version", "decision_id",
+        "rules_version", "decision_id", "line_basis",
     }  # fmt: skip
     fields = []
     for name in OUTPUT_COLUMNS:
@@ -166,6 +182,8 @@ def _output_struct() -> Any:
             typ: Any = T.StringType()
         elif name == "score":
             typ = T.DoubleType()
+        elif name == "line_year":
+            typ = T.IntegerType()
         elif name == "flagged":
             typ = T.BooleanType()
         elif name == "risk_types":
@@ -230,7 +248,8 @@ def score_spark(
         raise BatchError(f"the rules file {ruleset.source} changed while it was read")
     name, version = resolve_model_uri(model_uri)
     target = f"models:/{name}/{version}" if model_uri.startswith("models:/") else model_uri
-    load_model(target)  # fail early, on the driver, if the model cannot be loaded
+    # fail early, on the driver, if the model cannot be loaded; its lines in force go to the executors
+    lines = load_model(target)[0].in_force().lines
     info = (name, version)
     rules = (rules_text, ruleset.source)
     out_path = str(out)
@@ -247,16 +266,21 @@ def score_spark(
         columns = [c for c in raw.columns if c not in ("row", "reasons")]
         df = _with_positions(raw.select(*columns))
 
-        # duplicates anywhere in the input: the later (household_id, period) is rejected
+        # duplicates anywhere in the input: the later (household_id, period) is rejected,
+        # naming the first row with it (-1: not a repeat)
         by_key = Window.partitionBy("household_id", "period").orderBy("_row")
-        df = df.withColumn(
-            "_dup",
+        repeat = (
             (F.row_number().over(by_key) > 1)
             & F.col("household_id").isNotNull()
-            & F.col("period").isNotNull(),
+            & F.col("period").isNotNull()
         )
-        checked_schema = df.drop("_dup").schema.add("_valid", "boolean").add("_reasons", "string")
-        checked = df.mapInPandas(_validate_batches(columns), checked_schema).persist()
+        df = df.withColumn(
+            "_earlier", F.when(repeat, F.first("_row").over(by_key)).otherwise(F.lit(-1))
+        )
+        checked_schema = (
+            df.drop("_earlier").schema.add("_valid", "boolean").add("_reasons", "string")
+        )
+        checked = df.mapInPandas(_validate_batches(columns, lines), checked_schema).persist()
 
         rejected = checked.filter(~F.col("_valid")).select(
             F.col("_row").alias("row"), *columns, F.col("_reasons").alias("reasons")
@@ -278,7 +302,7 @@ def score_spark(
         ]
         scored_input = valid.select(*schema.FIELD_NAMES, *prev_cols)
         scored = scored_input.mapInPandas(
-            _score_batches(target, info, rules, explain), _output_struct()
+            _score_batches(target, info, rules, explain, lines), _output_struct()
         )
         scored.write.mode("overwrite").parquet(out_path)
 

@@ -19,6 +19,11 @@ Keys are configured as entries (YAML file and/or the JSON env var
 A file holds either a list of entries or a mapping with a ``keys:`` list.
 Tokens are random (``new_token``: 256 bits), so a plain SHA-256 of the token is
 a safe stored form; it is compared with ``hmac.compare_digest``.
+
+A running service holds its keys in a ``LiveKeys``: the file and the env var are
+checked every 2 s and re-read when they change, and the keys *fail closed*: while
+the file is missing, unreadable or invalid (or the env var is), no key is
+accepted and ``LiveKeys.error`` says why (naming the file, never its content).
 """
 
 from __future__ import annotations
@@ -26,10 +31,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +55,7 @@ __all__ = [
     "KeyConfigError",
     "KeyEntry",
     "KeyStore",
+    "LiveKeys",
     "Principal",
     "add_key",
     "default_keys_file",
@@ -68,8 +77,31 @@ _KNOWN_KEYS = frozenset({"id", "hash", "role", "counties", "villages", "note", "
 _BEARER = re.compile(r"^Bearer +(\S+) *$", re.IGNORECASE)
 
 
+log = logging.getLogger("riskml.keys")
+
+
 class KeyConfigError(ValueError):
-    """Key entries that cannot be used; the message names each entry and key at fault."""
+    """Key entries that cannot be used; the message names each entry and key at fault.
+
+    ``summary`` says what is wrong in a line fit for logs and ``/readyz``: the file's
+    name and the kind of fault, never the file's content (no id, hash or value).
+    """
+
+    def __init__(self, message: str, summary: str | None = None):
+        super().__init__(message)
+        self.summary = summary or "invalid API keys"
+
+
+def _invalid(problems: list[str], sources: dict[str, str]) -> KeyConfigError:
+    """The error for entry problems; ``sources`` maps each source as problems name it to a short name."""
+    named = [
+        name for src, name in sources.items() if any(p.startswith(f"{src}:") for p in problems)
+    ]
+    where = ", ".join(named or sources.values())
+    n = len(problems)
+    summary = f"{n} problem{'s' if n != 1 else ''} in the key entries"
+    summary = f"{where}: {summary}" if where else summary
+    return KeyConfigError("invalid API keys:\n  " + "\n  ".join(problems), summary)
 
 
 def hash_token(token: str) -> str:
@@ -244,12 +276,52 @@ def _check_unique(entries: list[KeyEntry]) -> list[str]:
 def _read_file(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise KeyConfigError(f"{path}: cannot read the keys file: {exc.strerror}") from None
+    except FileNotFoundError:
+        raise KeyConfigError(
+            f"{path}: cannot read the keys file: it does not exist",
+            f"{path.name} is missing (deleted, renamed or never created)",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise KeyConfigError(
+            f"{path}: cannot read the keys file: {why}", f"{path.name}: cannot be read ({why})"
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise KeyConfigError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise KeyConfigError(
+            f"{path}: not valid YAML: {exc}", f"{path.name}: not valid YAML{at}"
+        ) from None
+
+
+def _load_store(file: Path | None, required: bool, raw_env: str | None) -> KeyStore:
+    """Keys from ``file`` (when it exists, or always when ``required``) and the env var's text."""
+    entries: list[KeyEntry] = []
+    problems: list[str] = []
+    sources: dict[str, str] = {}
+    if file is not None and (required or file.exists()):
+        sources[str(file)] = file.name
+        found, bad = _parse_entries(_read_file(file), str(file))
+        entries += found
+        problems += bad
+    if raw_env and raw_env.strip():
+        sources[f"${ENV_KEYS}"] = f"${ENV_KEYS}"
+        try:
+            doc = json.loads(raw_env)
+        except json.JSONDecodeError as exc:
+            raise KeyConfigError(
+                f"${ENV_KEYS}: not valid JSON: {exc.msg}",
+                f"${ENV_KEYS}: not valid JSON at line {exc.lineno}, column {exc.colno}",
+            ) from None
+        found, bad = _parse_entries(doc, f"${ENV_KEYS}")
+        entries += found
+        problems += bad
+    problems += _check_unique(entries)
+    if problems:
+        raise _invalid(problems, sources)
+    return KeyStore(entries)
 
 
 # --------------------------------------------------------------------------- key store
@@ -260,14 +332,14 @@ class KeyStore:
         self.entries: tuple[KeyEntry, ...] = tuple(entries)
         problems = _check_unique(list(self.entries))
         if problems:
-            raise KeyConfigError("invalid API keys:\n  " + "\n  ".join(problems))
+            raise _invalid(problems, {})
 
     @classmethod
     def from_entries(cls, entries: list[dict[str, Any]], source: str = "entries") -> KeyStore:
         """Keys from a list of entry dicts (validated)."""
         parsed, problems = _parse_entries(entries, source)
         if problems:
-            raise KeyConfigError("invalid API keys:\n  " + "\n  ".join(problems))
+            raise _invalid(problems, {source: source})
         return cls(parsed)
 
     @classmethod
@@ -279,29 +351,11 @@ class KeyStore:
         default one may be absent. With no keys at all the store is empty and
         authenticates nobody.
         """
-        entries: list[KeyEntry] = []
-        problems: list[str] = []
         explicit = path is not None or (env and bool(os.environ.get(ENV_FILE)))
         file = Path(path).expanduser() if path is not None else None
         if file is None:
             file = default_keys_file() if env else None
-        if file is not None and (explicit or file.exists()):
-            found, bad = _parse_entries(_read_file(file), str(file))
-            entries += found
-            problems += bad
-        raw_env = os.environ.get(ENV_KEYS) if env else None
-        if raw_env and raw_env.strip():
-            try:
-                doc = json.loads(raw_env)
-            except json.JSONDecodeError as exc:
-                raise KeyConfigError(f"${ENV_KEYS}: not valid JSON: {exc.msg}") from None
-            found, bad = _parse_entries(doc, f"${ENV_KEYS}")
-            entries += found
-            problems += bad
-        problems += _check_unique(entries)
-        if problems:
-            raise KeyConfigError("invalid API keys:\n  " + "\n  ".join(problems))
-        return cls(entries)
+        return _load_store(file, explicit, os.environ.get(ENV_KEYS) if env else None)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -312,6 +366,11 @@ class KeyStore:
         None for a missing or malformed header and for an unknown token. Every
         stored hash is compared (constant time per comparison, no early exit).
         """
+        found = self.entry_for(authorization)
+        return found.principal() if found else None
+
+    def entry_for(self, authorization: str | None) -> KeyEntry | None:
+        """The entry of an ``Authorization: Bearer <token>`` header's key, or None (as ``authenticate``)."""
         if not authorization or not isinstance(authorization, str):
             return None
         match = _BEARER.match(authorization.strip())
@@ -322,7 +381,7 @@ class KeyStore:
         for entry in self.entries:
             if hmac.compare_digest(candidate, entry.hash.encode("ascii")) and found is None:
                 found = entry
-        return found.principal() if found else None
+        return found
 
     def principal_by_id(self, key_id: str | None) -> Principal | None:
         """The principal of the configured key with this id, or None (for sessions holding a key id).
@@ -330,11 +389,128 @@ class KeyStore:
         A session stores the key's id, never the token; looking it up on every
         request means a key removed from the store stops its sessions too.
         """
+        entry = self.entry_by_id(key_id)
+        return entry.principal() if entry is not None else None
+
+    def entry_by_id(self, key_id: str | None) -> KeyEntry | None:
+        """The configured entry with this id (its hash tells a re-issued key from the old one)."""
         if not key_id or not isinstance(key_id, str):
             return None
         for entry in self.entries:
             if entry.id == key_id:
-                return entry.principal()
+                return entry
+        return None
+
+
+# --------------------------------------------------------------------------- keys in force
+class LiveKeys:
+    """The keys a running service accepts: re-read within ``RECHECK_S`` of a change, failing closed.
+
+    Every ``RECHECK_S`` seconds (at most; on the next call) the keys file's stamp
+    (inode, size, modification and change times) and the text of ``$RISKML_API_KEYS``
+    are compared with those last read; when either changed, both are read again.
+
+    - A valid change takes effect at once (a revoked key stops, a re-issued one starts).
+    - A keys file that is missing, unreadable or invalid (or an invalid env var) puts
+      *no* keys in force: ``current()`` is None, so nobody authenticates, and ``error``
+      says why (the file's name and the kind of fault, never its content) until a valid
+      file is back. The file is required when it was named (argument or
+      ``$RISKML_API_KEYS_FILE``) or has been seen once; the default file may be absent
+      before it is first created (keys then come from the env var only).
+
+    ``strict`` (the default) raises the KeyConfigError of a first load that fails, so a
+    service does not start on bad keys. Thread-safe.
+    """
+
+    RECHECK_S = 2.0
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        env: bool = True,
+        strict: bool = True,
+        recheck_s: float | None = None,
+        clock: Any = time.monotonic,
+    ):
+        self.env = env
+        self.path: Path | None = Path(path).expanduser() if path is not None else None
+        if self.path is None and env:
+            self.path = default_keys_file()
+        self._required = path is not None or (env and bool(os.environ.get(ENV_FILE)))
+        self._recheck_s = recheck_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._signature: Any = object()  # matches nothing: the first check reads
+        self._state: tuple[KeyStore | None, str | None] = (None, None)
+        self._checked = clock()
+        first = self._refresh()
+        if strict and first is not None:
+            raise first
+
+    @property
+    def recheck_s(self) -> float:
+        return type(self).RECHECK_S if self._recheck_s is None else self._recheck_s
+
+    def current(self) -> KeyStore | None:
+        """The keys in force, or None while they fail (no key is then accepted)."""
+        return self.status()[0]
+
+    @property
+    def error(self) -> str | None:
+        """Why no keys are in force (None when they are): a line naming the file, never its content."""
+        return self.status()[1]
+
+    def status(self) -> tuple[KeyStore | None, str | None]:
+        """(keys in force or None, error or None), checked for changes first when due."""
+        if self._clock() - self._checked >= self.recheck_s:
+            with self._lock:
+                now = self._clock()
+                if now - self._checked >= self.recheck_s:
+                    self._refresh()
+                    self._checked = now
+        return self._state
+
+    def authenticate(self, authorization: str | None) -> Principal | None:
+        """The caller of an ``Authorization`` header by the keys in force; None while they fail."""
+        store = self.current()
+        return store.authenticate(authorization) if store is not None else None
+
+    def _stamp(self) -> tuple[int, int, int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def _refresh(self) -> KeyConfigError | None:
+        """Read again when the file or the env var changed; the load's error, if any."""
+        stamp = self._stamp()
+        raw_env = os.environ.get(ENV_KEYS) if self.env else None
+        signature = (stamp, raw_env)
+        if signature == self._signature:
+            return None
+        self._signature = signature
+        if stamp is not None:
+            self._required = True  # seen once: from now on its absence is a fault
+        before = self._state[1]
+        try:
+            store = _load_store(self.path, self._required, raw_env)
+        except Exception as error:  # any failure to load puts no keys in force
+            exc = error if isinstance(error, KeyConfigError) else KeyConfigError(
+                f"API keys could not be loaded: {type(error).__name__}",
+                f"{self.path.name if self.path else f'${ENV_KEYS}'}: could not be loaded "
+                f"({type(error).__name__})",
+            )  # fmt: skip
+            self._state = (None, exc.summary)
+            if exc.summary != before:
+                log.error("API keys not in force, every keyed request is refused: %s", exc.summary)
+            return exc
+        self._state = (store, None)
+        if before is not None:
+            log.warning("API keys in force again (%d key(s))", len(store))
         return None
 
 

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from riskml.service import state
 from riskml.service.middleware import (
     AccessLogMiddleware,
+    BodyLimitMiddleware,
+    JsonBodyMiddleware,
+    JsonErrorsMiddleware,
     KeyRequiredMiddleware,
     ProbeMiddleware,
     install_log_redaction,
@@ -30,6 +34,9 @@ if TYPE_CHECKING:  # the heavy modules load in the worker, with the service
 __all__ = [
     "NO_STORE",
     "AccessLogMiddleware",
+    "BodyLimitMiddleware",
+    "JsonBodyMiddleware",
+    "JsonErrorsMiddleware",
     "KeyRequiredMiddleware",
     "ProbeMiddleware",
     "app",
@@ -70,6 +77,18 @@ def respond(reply: Reply) -> JSONResponse:
 
 app = FastAPI(title="riskml", docs_url=None, redoc_url=None, openapi_url=None)
 _pages_mounted = False
+
+_HTTP_ERRORS = {404: "no such route", 405: "method not allowed on this route"}
+
+
+@app.exception_handler(HTTPException)
+async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """FastAPI's own errors (an unknown path, a wrong method) in the service's format: ``{"error": ...}``."""
+    return JSONResponse(
+        {"error": _HTTP_ERRORS.get(exc.status_code, str(exc.detail))},
+        status_code=exc.status_code,
+        headers={**NO_STORE, **(exc.headers or {})},
+    )
 
 
 @app.get("/model")

@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+import json  # noqa: E402
 from typing import Any  # noqa: E402
 
 import bentoml  # noqa: E402
@@ -27,6 +28,20 @@ FLAGS = bentoml.metrics.Counter(
 SCORED = bentoml.metrics.Counter(
     name="riskml_scored", documentation="Households scored", labelnames=["level"]
 )
+
+
+class _NotJson:
+    """A body that is not JSON: the service answers it as a body that is not an object."""
+
+
+NOT_JSON = _NotJson()
+
+
+def _json_int(text: str) -> int | float:
+    """A JSON integer; one too long for Python's int parser (4,300 digits) is out of range anyway."""
+    if len(text) > 4000:
+        return float("-inf") if text.startswith("-") else float("inf")
+    return int(text)
 
 
 def _count(results: list[dict[str, Any]]) -> None:
@@ -61,18 +76,33 @@ class HouseholdRisk:
         return self.core.readiness().status == 200
 
     @bentoml.api(route="/score")
-    def score(
-        self, households: Any = None, explain: Any = "flagged", ctx: bentoml.Context = None
-    ) -> dict[str, Any]:
-        """Score 1 to 1,000 household records: rules, calibrated score, decision, reasons, measures."""
-        body: dict[str, Any] = {"households": households, "explain": explain}
-        reply = self.core.score(body, ctx.request.headers.get("authorization"))
+    def score(self, body: str = "{}", /, *, ctx: bentoml.Context) -> dict[str, Any]:
+        """Score 1 to 1,000 household records: rules, calibrated score, decision, reasons, measures.
+
+        The body comes as sent and is parsed here, so that the service checks the whole
+        envelope itself: a key the contract does not know, a body that is not an object
+        or not JSON at all is a 422 naming it (BentoML's input model would drop unknown
+        keys unseen, and answer 500 to a body that is not JSON).
+        """
+        try:
+            payload: Any = json.loads(body, parse_int=_json_int)
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
+            payload = NOT_JSON
+        headers = ctx.request.headers
+        reply = self.core.score(
+            payload, headers.get("authorization"), headers.get("idempotency-key")
+        )
         # BentoML sends the status and headers set on the context, whatever is returned
         ctx.response.status_code = reply.status
         ctx.response.metadata.update({**web.NO_STORE, **reply.headers})
         return reply.body
 
 
+# outermost first: the probes and the contract answer before the key guard; a body over
+# the limit, or not JSON where JSON is due, is refused (and logged) before anything parses it
 HouseholdRisk.add_asgi_middleware(web.ProbeMiddleware)
 HouseholdRisk.add_asgi_middleware(web.KeyRequiredMiddleware)
 HouseholdRisk.add_asgi_middleware(web.AccessLogMiddleware)
+HouseholdRisk.add_asgi_middleware(web.JsonErrorsMiddleware)
+HouseholdRisk.add_asgi_middleware(web.BodyLimitMiddleware)
+HouseholdRisk.add_asgi_middleware(web.JsonBodyMiddleware)

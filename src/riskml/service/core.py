@@ -26,15 +26,24 @@ from riskml import config
 from riskml.data import schema
 from riskml.data.columns import Columns
 from riskml.data.history import previous_from_ledger
+from riskml.data.reference import default_lines
 from riskml.model.risk_model import RiskModel
 from riskml.policy.rules import RuleSet
 from riskml.scoring.decide import ModelInfo, decide, ledger_entry
-from riskml.service.access import KeyStore, Principal, default_keys_file
-from riskml.store.ledger import Ledger, LedgerError
+from riskml.service.access import KeyStore, LiveKeys, Principal
+from riskml.store.ledger import (
+    IDEMPOTENCY_KEY_RULE,
+    IdempotencyConflict,
+    Ledger,
+    LedgerError,
+    request_digest,
+)
 
 log = logging.getLogger("riskml.serving")
+NO_KEYS = KeyStore()  # in force while the keys fail: nobody authenticates
 
 MAX_RECORDS = 1000
+MAX_PROBLEMS = 100  # problems listed in a 422 (problems_total counts them all)
 EXPLAIN_MODES = ("flagged", "all", "none")
 
 
@@ -82,6 +91,33 @@ def _problem(
     index: int | None, field_: str, problem: str, household_id: str | None = None
 ) -> dict[str, Any]:
     return {"index": index, "household_id": household_id, "field": field_, "problem": problem}
+
+
+def _replayed(stored: Any) -> Reply:
+    """The answer a request with this idempotency key got the first time, from the ledger."""
+    results = [{k: v for k, v in r.items() if k != "contributions"} for r in stored.results]
+    return Reply(
+        200, {"results": results, "request_id": stored.request_id}, {"Idempotent-Replayed": "true"}
+    )
+
+
+def _conflict(exc: Any) -> dict[str, Any]:
+    first = getattr(exc, "request_id", None)
+    return _problem(
+        None,
+        "Idempotency-Key",
+        "already used by this caller for a different request"
+        + (f" (request_id {first})" if first else "")
+        + "; use a new key for a new request",
+    )
+
+
+def _refused(error: str, problems: list[dict[str, Any]], total: int | None = None) -> Reply:
+    """A 422 listing the first MAX_PROBLEMS problems and counting them all."""
+    total = len(problems) if total is None else total
+    body: dict[str, Any] = {"error": error, "problems": problems[:MAX_PROBLEMS]}
+    body["problems_total"] = total
+    return Reply(422, body)
 
 
 # --------------------------------------------------------------------------- model loading
@@ -159,15 +195,12 @@ class ScoringService:
     ):
         self.settings = settings or Settings.from_env()
         self.ledger = Ledger(self.settings.ledger_url or config.ledger_url())
-        self._keys_path = (
-            Path(self.settings.keys_file) if self.settings.keys_file else default_keys_file()
-        )
-        self._keys_stamp = self._stamp()
-        self._keys_checked = time.monotonic()
-        self.keys = KeyStore.load(self.settings.keys_file)
+        # re-read within 2 s of a change; fails closed (KeyConfigError at start, as before)
+        self.live_keys = LiveKeys(self.settings.keys_file)
         self.ruleset = RuleSet.load(self.settings.rules_file)
         self.on_decisions = on_decisions
         self._loaded: LoadedModel | None = None
+        self._in_force: tuple[Any, Any, RiskModel] | None = None
         self._load_error: str | None = None
         self._reload_lock = threading.Lock()
         self.load()
@@ -191,6 +224,42 @@ class ScoringService:
     def loaded(self) -> LoadedModel | None:
         return self._loaded
 
+    def scoring_model(self, loaded: LoadedModel | None = None) -> RiskModel:
+        """The loaded model with the lines in force (``RiskModel.in_force``).
+
+        Rebuilt when the model or the operated lines change (``default_lines``
+        re-reads the file when it changes), so ``riskml lines add`` takes
+        effect without a restart.
+        """
+        loaded = loaded or self._loaded
+        if loaded is None:
+            raise RuntimeError("no model loaded")
+        operated = default_lines()
+        cached = self._in_force
+        if cached is not None and cached[0] is loaded and cached[1] is operated:
+            return cached[2]
+        model = loaded.model.in_force(operated)
+        self._in_force = (loaded, operated, model)
+        return model
+
+    def lines_info(self, loaded: LoadedModel) -> dict[str, Any]:
+        """Which lines a decision uses: the model's own copy, then the operated table, then carry-forward."""
+        from riskml.data.operated_lines import operated_file
+
+        operated = default_lines()
+        return {
+            "rule": (
+                "the model's own copy of the lines for the years it carries (what it was trained "
+                "with); the operated table (shipped defaults and `riskml lines` entries) for every "
+                "other year; a year with neither takes the latest earlier year's lines as "
+                "'provisional' for at most carry_forward_months; outside that, 422"
+            ),
+            "model_years": loaded.model.lines.years,
+            "operated_years": operated.years,
+            "operated_file": operated_file().name,
+            "carry_forward_months": operated.carry_forward_months,
+        }
+
     def readiness(self) -> Reply:
         loaded = self._loaded
         ledger_ok = self.ledger.writable()
@@ -208,6 +277,12 @@ class ScoringService:
             body["reason"] = (
                 body.get("reason", "") + "; " if "reason" in body else ""
             ) + "ledger is not writable"
+        keys_error = self.live_keys.error
+        if keys_error is not None:
+            body["ready"] = False
+            body["reason"] = (body["reason"] + "; " if "reason" in body else "") + (
+                f"keys file invalid: {keys_error}"
+            )
         return Reply(200 if body["ready"] else 503, body)
 
     def model_info(self) -> Reply:
@@ -228,6 +303,7 @@ class ScoringService:
                 "metrics": loaded.info.get("metrics", {}),
                 "thresholds": m.thresholds.__dict__,
                 "rules_version": self.ruleset.version,
+                "reference_lines": self.lines_info(loaded),
                 "features": list(m.feature_names),
             },
         )
@@ -253,28 +329,11 @@ class ScoringService:
         )
 
     # ---------------------------------------------------------------- auth
-    KEYS_RECHECK_S = 2.0
-
-    def _stamp(self) -> tuple[float, int] | None:
-        try:
-            st = self._keys_path.stat()
-            return (st.st_mtime, st.st_size)
-        except OSError:
-            return None
-
     def current_keys(self) -> KeyStore:
-        """The key store, re-read when the keys file changed (a revoked key stops working within seconds)."""
-        now = time.monotonic()
-        if now - self._keys_checked >= self.KEYS_RECHECK_S:
-            self._keys_checked = now
-            stamp = self._stamp()
-            if stamp != self._keys_stamp:
-                try:
-                    self.keys = KeyStore.load(self.settings.keys_file)
-                    self._keys_stamp = stamp
-                except Exception as exc:  # keep the last good keys; name the error, not the content
-                    log.error("keys file not reloaded: %s", type(exc).__name__)
-        return self.keys
+        """The keys in force, re-read within 2 s of a change to the keys file or $RISKML_API_KEYS;
+        an empty store while either is missing or invalid, so every keyed request is refused."""
+        store = self.live_keys.current()
+        return store if store is not None else NO_KEYS
 
     def _authorize(
         self, authorization: str | None, need: str
@@ -297,7 +356,11 @@ class ScoringService:
         return self.current_keys().authenticate(authorization)
 
     # ---------------------------------------------------------------- scoring
-    def score(self, body: Any, authorization: str | None) -> Reply:
+    def score(
+        self, body: Any, authorization: str | None, idempotency_key: str | None = None
+    ) -> Reply:
+        """Validate, decide, store, answer. With an ``Idempotency-Key``, a retried request
+        (same caller, key and body) is answered with the decisions stored the first time."""
         principal, denied = self._authorize(authorization, "score")
         if denied:
             return denied
@@ -306,31 +369,67 @@ class ScoringService:
             return Reply(503, {"error": f"not ready: no model loaded ({self._load_error})"})
         request_problems = self._check_envelope(body)
         if request_problems:
-            return Reply(422, {"error": "invalid request", "problems": request_problems})
+            return _refused("invalid request", request_problems)
+        caller = f"{principal.role}:{principal.id}"
+        digest = request_digest(body) if idempotency_key is not None else None
+        if idempotency_key is not None and digest is not None:
+            try:
+                prior = self.ledger.replay(
+                    caller=caller, idempotency_key=idempotency_key, request_digest=digest
+                )
+            except IdempotencyConflict as exc:
+                return _refused("idempotency key reused", [_conflict(exc)])
+            except ValueError:
+                return _refused(
+                    "invalid request", [_problem(None, "Idempotency-Key", IDEMPOTENCY_KEY_RULE)]
+                )
+            if prior is not None:
+                return _replayed(prior)
         households = body["households"]
         explain = body.get("explain", "flagged")
-        problems = schema.record_problems(households)
-        if problems:
-            return Reply(
-                422,
-                {
-                    "error": f"{len(problems)} problem(s) in {len({p.row for p in problems})} record(s); nothing was scored",
-                    "problems": [
-                        _problem(p.row, p.field, p.rule, p.household_id) for p in problems
-                    ],
-                },
+        problems = schema.record_problems(households, limit=MAX_PROBLEMS)
+        if problems.total:
+            return _refused(
+                f"{problems.total} problem(s) in {problems.invalid_records} record(s); nothing was scored",
+                [_problem(p.row, p.field, p.rule, p.household_id) for p in problems],
+                total=problems.total,
+            )
+        model = self.scoring_model(loaded)
+        uncovered = model.lines.uncovered(
+            [r["county_code"] for r in households], [r["period"] for r in households]
+        )
+        if uncovered:
+            return _refused(
+                f"{len(uncovered)} record(s) without a reference line in force; nothing was scored",
+                [
+                    _problem(
+                        i, "period", rule, schema.pseudonymous_id(households[i]["household_id"])
+                    )
+                    for i, rule in uncovered.items()
+                ],
             )
         # strictly validated once: the JSON values are the record (no coercion happened)
         records = Columns.from_records(households, validated=True)
         previous = previous_from_ledger(self.ledger, records)
         info = ModelInfo(loaded.info["name"], str(loaded.info["version"]))
-        results = decide(records, previous, loaded.model, self.ruleset, info, explain=explain)
+        results = decide(records, previous, model, self.ruleset, info, explain=explain)
         request_id = uuid.uuid4().hex
         entries = [ledger_entry(rec, res) for rec, res in zip(households, results, strict=True)]
         try:
-            self.ledger.record(
-                entries, caller=f"{principal.role}:{principal.id}", request_id=request_id
-            )
+            if idempotency_key is None or digest is None:
+                self.ledger.record(entries, caller=caller, request_id=request_id)
+            else:
+                stored = self.ledger.record_once(
+                    entries,
+                    caller=caller,
+                    request_id=request_id,
+                    idempotency_key=idempotency_key,
+                    request_digest=digest,
+                )
+                if stored.replayed:  # a concurrent twin committed first: answer its decisions
+                    return _replayed(stored)
+        except IdempotencyConflict as exc:
+            return _refused("idempotency key reused", [_conflict(exc)])
         except LedgerError as exc:
             log.error("ledger write failed for request %s: %s", request_id, type(exc).__name__)
             return Reply(

@@ -1,4 +1,6 @@
-"""The ASGI middlewares around the app: probes, the API-key guard, the redacted access log.
+"""The ASGI middlewares around the app: probes and the contract, the API-key guard, the
+redacted access log, JSON errors for the web stack's own 404/405, the request-body limit
+and JSON-only bodies for ``POST /score``.
 
 Also the log filter that keeps request bodies (household records) out of every
 log handler. They read the bound service from ``riskml.service.state``.
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 
@@ -15,9 +18,15 @@ from riskml.service import state
 
 access_log = logging.getLogger("riskml.access")
 
+# the OpenAPI document (riskml.service.openapi), answered without a key
+CONTRACT_PATHS = ("/docs.json", "/openapi.json")
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
 
 class ProbeMiddleware:
-    """Answers ``GET /healthz`` and ``GET /readyz`` with riskml's own JSON (BentoML's say only 200/503).
+    """Answers ``GET /healthz`` and ``GET /readyz`` with riskml's own JSON (BentoML's say only 200/503),
+    and ``GET /docs.json`` and ``GET /openapi.json`` with riskml's OpenAPI document (BentoML's
+    describes ``/score`` as ``{households: any, explain: any}``).
 
     ``/readyz`` is 200 only when a model is loaded and the ledger is writable, and says
     when the model came from the local cache because the registry was unreachable.
@@ -27,6 +36,11 @@ class ProbeMiddleware:
         self.app = app
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] in CONTRACT_PATHS:
+            from riskml.service.openapi import openapi_text  # the schema modules: worker only
+
+            await _send(send, 200, openapi_text().encode("utf-8"), cache="no-cache")
+            return
         if (
             scope["type"] == "http"
             and scope["method"] == "GET"
@@ -46,11 +60,11 @@ class ProbeMiddleware:
 
 
 # answer without a key: the probes, and the caseworker pages (their own login and sessions)
-OPEN_PATHS = ("/healthz", "/readyz", "/livez")
+OPEN_PATHS = ("/healthz", "/readyz", "/livez", *CONTRACT_PATHS)
 
 
 class KeyRequiredMiddleware:
-    """Every other path needs a valid API key: /model, /metrics, BentoML's index and docs.
+    """Every other path needs a valid API key: /model, /metrics, BentoML's index and schema.
 
     The endpoints then check the key's role themselves (``ScoringService``); this
     guard covers what has no check of its own. 401 (with the service's wording)
@@ -84,9 +98,180 @@ class KeyRequiredMiddleware:
 
 async def _send_json(send, status: int, answer: dict, extra: list | tuple = ()) -> None:
     """A complete JSON response, never cached, straight to the ASGI ``send``."""
-    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"), *extra]
+    await _send(send, status, json.dumps(answer).encode(), extra)
+
+
+async def _send(
+    send, status: int, body: bytes, extra: list | tuple = (), cache: str = "no-store"
+) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", cache.encode()),
+        *extra,
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
+    await send({"type": "http.response.body", "body": body})
+
+
+_PLAIN_ERRORS = {404: "no such route", 405: "method not allowed on this route"}
+
+
+class JsonErrorsMiddleware:
+    """The web stack's plain-text 404 and 405 (an unknown path, a wrong method) as the service's
+    JSON errors, ``{"error": ...}``, keeping their headers (``Allow``). The caseworker pages
+    (``/cw``) keep their own answers.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] == "/cw" or scope["path"].startswith("/cw/"):
+            await self.app(scope, receive, send)
+            return
+        held: dict = {}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                headers = dict((k.lower(), v) for k, v in message.get("headers", ()))
+                plain = headers.get(b"content-type", b"").startswith(b"text/plain")
+                if message["status"] in _PLAIN_ERRORS and plain:
+                    held["start"] = message
+                    return
+            elif held and message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                start = held.pop("start")
+                keep = [(k, v) for k, v in start.get("headers", ())
+                        if k.lower() not in (b"content-type", b"content-length")]  # fmt: skip
+                error = {"error": _PLAIN_ERRORS[start["status"]]}
+                await _send(send, start["status"], json.dumps(error).encode(), keep)
+                return
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+def max_body_bytes() -> int:
+    """The largest request body the service reads: ``$RISKML_MAX_BODY_BYTES`` or 10 MiB."""
+    raw = os.environ.get("RISKML_MAX_BODY_BYTES", "").strip()
+    if not raw:
+        return DEFAULT_MAX_BODY_BYTES
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise ValueError(
+            f"RISKML_MAX_BODY_BYTES must be a positive whole number of bytes, got {raw!r}"
+        )
+    return int(raw)
+
+
+class BodyLimitMiddleware:
+    """413 (JSON) for a request body over ``max_body_bytes()``; the body is never held whole.
+
+    A declared ``Content-Length`` over the limit is refused before the app sees any of
+    it. A body without one (chunked) is read chunk by chunk up to the limit (and handed
+    on to the app as it came when it ends below); past the limit it is refused. Before
+    answering, what the client still sends of a refused body is read and dropped (up to
+    ``DRAIN_FACTOR`` × the limit, see ``_drain``), never kept.
+    """
+
+    DRAIN_FACTOR = 4
+
+    def __init__(self, app, limit: int | None = None):
+        self.app = app
+        self.limit = max_body_bytes() if limit is None else limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            # the server holds the body to its declared length; an invalid one never gets here
+            if declared.strip().isdigit() and int(declared) > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        if _header(scope, b"transfer-encoding") is None:  # no body at all
+            await self.app(scope, receive, send)
+            return
+        read: list[dict] = []
+        size = 0
+        while True:
+            message = await receive()
+            read.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                read.clear()
+                await self._refuse(scope, receive, send, drained=size)
+                return
+            if not message.get("more_body", False):
+                break
+        replay = iter(read)
+
+        async def receive_again():
+            return next(replay, None) or await receive()
+
+        await self.app(scope, receive_again, send)
+
+    async def _refuse(self, scope, receive, send, drained: int = 0) -> None:
+        await _drain(scope, receive, self.DRAIN_FACTOR * self.limit, drained)
+        error = f"the request body is over the limit of {self.limit:,} bytes; nothing was stored"
+        await _send_json(send, 413, {"error": error})
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json`` (any parameters) or an ``application/*+json``; no Content-Type counts as JSON."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media in ("", "application/json") or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class JsonBodyMiddleware:
+    """415 (JSON) for a body on a JSON route (``POST /score``) sent as anything but JSON.
+
+    BentoML would otherwise pick its parser by the Content-Type: a form it parses as a
+    form (500 for a multipart type without a boundary), a pickle it refuses with an
+    answer that is a list. What the client sends of the refused body is dropped.
+    """
+
+    JSON_ROUTES = (("POST", "/score"),)
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if (
+            scope["type"] == "http"
+            and (scope["method"], scope["path"]) in self.JSON_ROUTES
+            and not is_json_media_type(_header(scope, b"content-type"))
+        ):
+            await _drain(scope, receive, max_body_bytes())
+            error = "the body must be JSON, sent as Content-Type: application/json"
+            await _send_json(send, 415, {"error": error})
+            return
+        await self.app(scope, receive, send)
+
+
+async def _drain(scope, receive, upto: int, drained: int = 0) -> None:
+    """Read and drop what the client still sends of a refused body (up to ``upto`` bytes).
+
+    A client that writes its whole body before reading the answer then gets the answer,
+    not a broken connection; one that asked ``Expect: 100-continue`` sends nothing.
+    """
+    if (_header(scope, b"expect") or "").lower() == "100-continue":
+        return
+    while drained <= upto:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def _header(scope, name: bytes) -> str | None:

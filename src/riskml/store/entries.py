@@ -1,7 +1,13 @@
-"""Ledger rows from decision entries: every key checked, naming the entry and key; time stamps."""
+"""Ledger rows from decision entries: every key checked, naming the entry and key; time stamps.
+
+Also the ledger's error (``LedgerError``) and the digest of a scoring request's body
+(``request_digest``), which an idempotency key is stored with.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 import uuid
@@ -17,6 +23,30 @@ from riskml.store.tables import JSON_COLUMNS
 STATUSES = ("completed", "failed")
 RISK_LEVELS = ("red", "yellow", "green")
 DECISION_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+# A caller that looks like a raw API token (access.new_token) is refused.
+_RAW_TOKEN = re.compile(r"^rk_[A-Za-z0-9_-]{20,}$")
+
+
+class LedgerError(RuntimeError):
+    """The ledger could not store or read decisions (nothing of a failed write is kept)."""
+
+
+def describe(exc: BaseException) -> str:
+    """An error's class and message, without SQL parameters (hide_parameters is on)."""
+    orig = getattr(exc, "orig", None)
+    return f"{type(orig or exc).__name__}: {orig or exc}".splitlines()[0]
+
+
+def request_digest(body: Any) -> str:
+    """sha256 (hex) of a request body parsed from JSON, in a canonical form (keys sorted).
+
+    Equal for the same JSON sent again, whatever its spacing or key order; the
+    number 1 and the number 1.0 differ (as the records they make would).
+    """
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def new_decision_id() -> str:
@@ -153,4 +183,24 @@ def row_from_entry(
     return row
 
 
-# --------------------------------------------------------------------------- the ledger
+def rows_from_entries(
+    entries: list[dict[str, Any]], *, caller: str, request_id: str, created_at: str
+) -> list[dict[str, Any]]:
+    """The rows of one call, every entry and the caller checked; LedgerError naming the problem."""
+    if not isinstance(caller, str) or not caller.strip():
+        raise LedgerError("caller must be a key id or role")
+    if _RAW_TOKEN.match(caller):
+        raise LedgerError("caller looks like a raw API key; pass the key's id instead")
+    if not isinstance(request_id, str) or not request_id:
+        raise LedgerError("request_id must be a non-empty string")
+    try:
+        rows = [
+            row_from_entry(i, e, caller=caller, request_id=request_id, created_at=created_at)
+            for i, e in enumerate(entries)
+        ]
+    except ValueError as exc:
+        raise LedgerError(f"nothing stored: {exc}") from None
+    ids = [r["decision_id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise LedgerError("nothing stored: the same decision_id appears twice in one call")
+    return rows

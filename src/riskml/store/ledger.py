@@ -8,51 +8,54 @@ result, the contributions, the model and rules versions, who asked (a key id,
 never a raw key), when, and whether scoring completed or failed.
 
 Storage is SQLAlchemy Core. The default is SQLite under the state folder
-(``config.ledger_url()``) in WAL mode with a busy timeout, so concurrent writers
-wait for each other instead of failing; any SQLAlchemy URL (PostgreSQL, ...)
-can be passed instead. The class has no update or delete method, and triggers
-abort UPDATE and DELETE on both tables (SQLite and PostgreSQL).
+(``config.ledger_url()``) in WAL mode with ``synchronous = FULL`` and a busy
+timeout, so concurrent writers wait for each other instead of failing
+(``riskml.store.engine``); any SQLAlchemy URL (PostgreSQL, ...) can be passed
+instead. The class has no update or delete method, and triggers abort UPDATE
+and DELETE on every table (SQLite and PostgreSQL).
+
+Writes that must happen once (``riskml.store.once``): ``record_once`` stores a
+request sent with an idempotency key, or gives back what the key stored the
+first time; ``begin_run`` and ``record_run`` store a batch run's decisions once
+per (run, household_id, period), so a rerun after a crash resumes.
 
 Privacy: nothing here logs record contents, results, SQL parameters or keys.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
-    Engine,
     String,
     and_,
-    create_engine,
-    event,
     false,
     func,
     or_,
     select,
-    text,
     values,
 )
 from sqlalchemy import column as sa_column
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import StaticPool
 
 from riskml import config
-from riskml.data.json_text import serialize
+from riskml.store import once
+from riskml.store.engine import create_schema, make_engine
 from riskml.store.entries import (
+    LedgerError,
+    describe,
     iso_utc,
     new_decision_id,
     now_iso,
-    row_from_entry,
+    request_digest,
+    rows_from_entries,
 )
+from riskml.store.once import IDEMPOTENCY_KEY_RULE, IdempotencyConflict, Recorded, RunBlock
 from riskml.store.tables import (
     ACCESS_COLUMNS,
     DECISION_COLUMNS,
@@ -60,20 +63,25 @@ from riskml.store.tables import (
     HISTORY_KEYS,
     JSON_COLUMNS,
     LATEST_FIRST,
-    PG_CREATE_LOCK,
-    PG_FUNCTION,
-    PG_TRIGGERS,
     PREVIOUS_COLUMNS,
     RECORDS_BY_ID,
-    SQLITE_TRIGGERS,
     access_log_table,
     decisions,
-    metadata,
 )
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Ledger", "LedgerError", "DECISION_COLUMNS", "ACCESS_COLUMNS"]
+__all__ = [
+    "Ledger",
+    "LedgerError",
+    "IdempotencyConflict",
+    "IDEMPOTENCY_KEY_RULE",
+    "Recorded",
+    "RunBlock",
+    "request_digest",
+    "DECISION_COLUMNS",
+    "ACCESS_COLUMNS",
+]
 
 BUSY_TIMEOUT_S = 30.0
 # previous_records() sends its keys as one VALUES list; above this many keys it
@@ -84,18 +92,17 @@ _KEYS_PER_QUERY = 5_000
 # more than the look-up itself for a request of 1 or 100 records)
 _REQUEST_KEYS = 1_000
 
-# A caller that looks like a raw API token (access.new_token) is refused.
-_RAW_TOKEN = re.compile(r"^rk_[A-Za-z0-9_-]{20,}$")
+
+def _check_key(key: Any, digest: Any) -> None:
+    if not isinstance(key, str) or not once.IDEMPOTENCY_KEY.match(key):
+        raise ValueError(f"idempotency key {IDEMPOTENCY_KEY_RULE}")
+    if not isinstance(digest, str) or not once.DIGEST.match(digest):
+        raise ValueError("request_digest must be a sha256 hex digest (64 lowercase hex digits)")
 
 
-class LedgerError(RuntimeError):
-    """The ledger could not store or read decisions (nothing of a failed write is kept)."""
-
-
-def _describe(exc: BaseException) -> str:
-    """An error's class and message, without SQL parameters (hide_parameters is on)."""
-    orig = getattr(exc, "orig", None)
-    return f"{type(orig or exc).__name__}: {orig or exc}".splitlines()[0]
+def _write_failed(what: str, exc: BaseException) -> LedgerError:
+    log.error("ledger write of %s failed: %s", what, describe(exc))
+    return LedgerError(f"nothing stored: writing {what} failed: {describe(exc)}")
 
 
 class Ledger:
@@ -109,95 +116,23 @@ class Ledger:
         fine for tests, not for concurrent writers.
         """
         self.url = url or config.ledger_url()
-        self._memory = False
         self._busy_timeout = float(busy_timeout)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
         self._safe_url = parsed.render_as_string(hide_password=True)
-        self.engine = self._make_engine(parsed)
+        self.engine, self._memory = make_engine(parsed, self._busy_timeout)
         # Same engine and pool; connections from it BEGIN IMMEDIATE on SQLite.
         self._writer = self.engine.execution_options(riskml_write=True)
         self._create()
         log.info("decision ledger at %s", self._safe_url)
 
     # ------------------------------------------------------------------ setup
-    def _make_engine(self, url: Any) -> Engine:
-        kwargs: dict[str, Any] = {
-            "hide_parameters": True,  # errors never echo record values
-            "json_serializer": serialize,
-            "json_deserializer": json.loads,
-        }
-        if self.dialect != "sqlite":
-            engine = create_engine(url, pool_pre_ping=True, **kwargs)
-            return engine
-
-        database = url.database or ""
-        memory = database in ("", ":memory:") or url.query.get("mode") == "memory"
-        self._memory = memory
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": self._busy_timeout}
-        if memory:
-            # one shared connection, or every connection would see its own empty database
-            kwargs["poolclass"] = StaticPool
-        else:
-            if not database.startswith("file:"):
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            kwargs.update(pool_size=8, max_overflow=8, pool_timeout=60)
-        engine = create_engine(url, **kwargs)
-        busy_ms = int(self._busy_timeout * 1000)
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            # SQLAlchemy, not the sqlite3 module, decides where transactions begin.
-            dbapi_connection.isolation_level = None
-            cur = dbapi_connection.cursor()
-            try:
-                cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
-                cur.execute("PRAGMA foreign_keys = ON")
-                if not memory:
-                    mode = cur.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                    if str(mode).lower() != "wal":
-                        log.warning("ledger: SQLite journal mode is %s, not WAL", mode)
-            finally:
-                cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            # Writers take the write lock up front: a deferred transaction that
-            # upgrades from reader to writer can fail with "database is locked"
-            # without waiting for the busy timeout.
-            if conn.get_execution_options().get("riskml_write"):
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                conn.exec_driver_sql("BEGIN")
-
-        return engine
-
     def _create(self) -> None:
         try:
-            with self._writer.begin() as conn:
-                if self.dialect == "postgresql":
-                    conn.execute(text(f"SELECT pg_advisory_xact_lock({PG_CREATE_LOCK})"))
-                metadata.create_all(conn, checkfirst=True)
-                if self.dialect == "sqlite":
-                    for stmt in SQLITE_TRIGGERS:
-                        conn.exec_driver_sql(stmt)
-                elif self.dialect == "postgresql":
-                    existing = set(
-                        conn.execute(
-                            text(
-                                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND "
-                                "tgrelid IN ('decisions'::regclass, 'access_log'::regclass)"
-                            )
-                        ).scalars()
-                    )
-                    missing = [stmt for name, stmt in PG_TRIGGERS.items() if name not in existing]
-                    if missing:
-                        conn.exec_driver_sql(PG_FUNCTION)
-                        for stmt in missing:
-                            conn.exec_driver_sql(stmt)
+            create_schema(self._writer, self.dialect)
         except SQLAlchemyError as exc:
             raise LedgerError(
-                f"cannot open the decision ledger at {self._safe_url}: {_describe(exc)}"
+                f"cannot open the decision ledger at {self._safe_url}: {describe(exc)}"
             ) from exc
         if self.dialect not in ("sqlite", "postgresql"):
             log.warning("ledger: no insert-only triggers for dialect %s", self.dialect)
@@ -236,7 +171,7 @@ class Ledger:
                 tx.rollback()
             return True
         except Exception as exc:  # a probe reports, it does not raise
-            log.warning("ledger not writable: %s", _describe(exc))
+            log.warning("ledger not writable: %s", describe(exc))
             return False
 
     def _sqlite_writable(self, timeout: float) -> bool:
@@ -250,12 +185,12 @@ class Ledger:
                 cur.execute("ROLLBACK")
                 ok = True
             except Exception as exc:
-                log.warning("ledger not writable: %s", _describe(exc))
+                log.warning("ledger not writable: %s", describe(exc))
             # back to the normal timeout before the connection returns to the pool
             cur.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
             cur.close()
         except Exception as exc:
-            log.warning("ledger not writable: %s", _describe(exc))
+            log.warning("ledger not writable: %s", describe(exc))
             if not self._memory:
                 raw.invalidate()  # state unknown: do not hand it back to the pool
             return False
@@ -280,35 +215,108 @@ class Ledger:
         call gets the same created_at. Any problem raises LedgerError and
         nothing of the call is stored.
         """
-        if not isinstance(caller, str) or not caller.strip():
-            raise LedgerError("caller must be a key id or role")
-        if _RAW_TOKEN.match(caller):
-            raise LedgerError("caller looks like a raw API key; pass the key's id instead")
-        if not isinstance(request_id, str) or not request_id:
-            raise LedgerError("request_id must be a non-empty string")
-        if not entries:
+        rows = rows_from_entries(
+            entries, caller=caller, request_id=request_id, created_at=now_iso()
+        )
+        if not rows:
             return []
-        created_at = now_iso()
-        try:
-            rows = [
-                row_from_entry(i, e, caller=caller, request_id=request_id, created_at=created_at)
-                for i, e in enumerate(entries)
-            ]
-        except ValueError as exc:
-            raise LedgerError(f"nothing stored: {exc}") from None
         ids = [r["decision_id"] for r in rows]
-        if len(set(ids)) != len(ids):
-            raise LedgerError("nothing stored: the same decision_id appears twice in one call")
         try:
             with self._writer.begin() as conn:
                 conn.execute(decisions.insert(), rows)
         except SQLAlchemyError as exc:
-            log.error("ledger write of %d decision(s) failed: %s", len(rows), _describe(exc))
-            raise LedgerError(
-                f"nothing stored: writing {len(rows)} decision(s) failed: {_describe(exc)}"
-            ) from exc
+            raise _write_failed(f"{len(rows)} decision(s)", exc) from exc
         log.debug("ledger: stored %d decision(s) for request %s", len(rows), request_id)
         return ids
+
+    def record_once(
+        self,
+        entries: list[dict[str, Any]],
+        *,
+        caller: str,
+        request_id: str,
+        idempotency_key: str,
+        request_digest: str,
+    ) -> Recorded:
+        """``record`` for a request sent with an idempotency key (see ``riskml.store.once``).
+
+        The first call with a (caller, idempotency_key) stores the decisions and
+        the key in one transaction (``replayed`` False). A later call with the same
+        caller, key and ``request_digest`` (sha256 hex of the body:
+        ``request_digest(body)``) stores nothing and returns what the first one
+        stored: its request_id, created_at, decision ids and results, in order
+        (``replayed`` True). The same key with another digest raises
+        IdempotencyConflict; a malformed key or digest ValueError (nothing stored).
+        """
+        _check_key(idempotency_key, request_digest)
+        created_at = now_iso()
+        rows = rows_from_entries(
+            entries, caller=caller, request_id=request_id, created_at=created_at
+        )
+        try:
+            return once.record_once(
+                self._writer,
+                rows,
+                caller=caller,
+                key=idempotency_key,
+                digest=request_digest,
+                request_id=request_id,
+                created_at=created_at,
+            )
+        except SQLAlchemyError as exc:
+            raise _write_failed(f"{len(rows)} decision(s)", exc) from exc
+
+    def replay(self, *, caller: str, idempotency_key: str, request_digest: str) -> Recorded | None:
+        """What ``record_once`` stored under (caller, idempotency_key), or None (nothing yet).
+
+        For a check before scoring; IdempotencyConflict when the digest differs.
+        """
+        _check_key(idempotency_key, request_digest)
+        try:
+            return once.replay(self.engine, caller, idempotency_key, request_digest)
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"ledger read failed: {describe(exc)}") from exc
+
+    def begin_run(self, run_id: str, *, caller: str, **about: str | None) -> bool:
+        """A batch run's row (stored once): True for a new run, False for a rerun of one.
+
+        ``about``: input_sha256, model_name, model_version, rules_version, explain.
+        """
+        if not isinstance(run_id, str) or not 0 < len(run_id) <= 64:
+            raise LedgerError("run_id must be a string of 1 to 64 characters")
+        rows_from_entries([], caller=caller, request_id=run_id, created_at="")  # checks caller
+        run = {"run_id": run_id, "created_at": now_iso(), "caller": caller, **about}
+        try:
+            return once.begin_run(self._writer, run)
+        except SQLAlchemyError as exc:
+            raise _write_failed("the batch run", exc) from exc
+
+    def record_run(
+        self, entries: list[dict[str, Any]], *, run_id: str, caller: str, request_id: str
+    ) -> RunBlock:
+        """``record`` for a block of a batch run (``begin_run`` first): each key stored once.
+
+        Entries whose (run_id, household_id, period) is stored already are not
+        stored again; ``RunBlock.existing`` gives their stored decision id and
+        result by position in ``entries``. All or nothing, like ``record``.
+        """
+        rows = rows_from_entries(
+            entries, caller=caller, request_id=request_id, created_at=now_iso()
+        )
+        keys = {(r["household_id"], r["period"]) for r in rows}
+        if len(keys) != len(rows):
+            raise LedgerError("nothing stored: the same household_id and period twice in a block")
+        try:
+            return once.record_run_block(self._writer, run_id, rows)
+        except SQLAlchemyError as exc:
+            raise _write_failed(f"{len(rows)} decision(s) of a batch run", exc) from exc
+
+    def run_count(self, run_id: str) -> int:
+        """Decisions stored for a batch run."""
+        try:
+            return once.run_count(self.engine, run_id)
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"ledger read failed: {describe(exc)}") from exc
 
     def log_access(
         self,
@@ -333,7 +341,7 @@ class Ledger:
             with self._writer.begin() as conn:
                 conn.execute(access_log_table.insert(), [row])
         except SQLAlchemyError as exc:
-            raise LedgerError(f"could not write the access log: {_describe(exc)}") from exc
+            raise LedgerError(f"could not write the access log: {describe(exc)}") from exc
 
     # ------------------------------------------------------------------ reads
     def _read(self, stmt: Any) -> list[dict[str, Any]]:
@@ -341,7 +349,7 @@ class Ledger:
             with self.engine.connect() as conn:
                 return [dict(r._mapping) for r in conn.execute(stmt)]
         except SQLAlchemyError as exc:
-            raise LedgerError(f"ledger read failed: {_describe(exc)}") from exc
+            raise LedgerError(f"ledger read failed: {describe(exc)}") from exc
 
     def get(self, decision_id: str) -> dict[str, Any] | None:
         """One decision with its JSON columns decoded, or None."""
@@ -405,7 +413,7 @@ class Ledger:
                     conn.execute(RECORDS_BY_ID, {"ids": sorted(set(chosen.values()))}).all()
                 )
         except SQLAlchemyError as exc:
-            raise LedgerError(f"ledger read failed: {_describe(exc)}") from exc
+            raise LedgerError(f"ledger read failed: {describe(exc)}") from exc
         return {key: records[decision_id] for key, decision_id in chosen.items()}
 
     def _previous_records(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:

@@ -10,9 +10,11 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     bindparam,
@@ -72,6 +74,53 @@ access_log_table = Table(
 Index("ix_access_log_household", access_log_table.c.household_id)
 Index("ix_access_log_at", access_log_table.c.at)
 
+# A scoring request sent with an idempotency key: the key, per caller, is stored once, in the
+# transaction of the request's decisions; a retry with the key gets those decisions again.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("caller", String, nullable=False),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("request_digest", String(64), nullable=False),  # sha256 hex of the request body
+    Column("request_id", String, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("decision_ids", _json(), nullable=False),  # the request's decisions, in order
+    PrimaryKeyConstraint("caller", "idempotency_key", name="pk_idempotency_keys"),
+)
+
+# A batch run (``riskml score --ledger``): its id is derived from the input and the model,
+# so a rerun after a crash is the same run; each (run, household_id, period) is stored once.
+batch_runs = Table(
+    "batch_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("created_at", String(32), nullable=False),  # the first attempt
+    Column("caller", String, nullable=False),
+    Column("input_sha256", String(64)),
+    Column("model_name", String),
+    Column("model_version", String),
+    Column("rules_version", String),
+    Column("explain", String(16)),
+)
+batch_decisions = Table(
+    "batch_decisions",
+    metadata,
+    Column("run_id", String(64), ForeignKey("batch_runs.run_id"), nullable=False),
+    Column("household_id", String(64), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column(
+        "decision_id",
+        String(32),
+        ForeignKey("decisions.decision_id"),
+        nullable=False,
+        unique=True,
+    ),
+    PrimaryKeyConstraint("run_id", "household_id", "period", name="pk_batch_decisions"),
+)
+
+# every table of the ledger is insert-only
+INSERT_ONLY = ("decisions", "access_log", "idempotency_keys", "batch_runs", "batch_decisions")
+
 DECISION_COLUMNS: tuple[str, ...] = tuple(c.name for c in decisions.columns)
 ACCESS_COLUMNS: tuple[str, ...] = tuple(c.name for c in access_log_table.columns)
 JSON_COLUMNS = ("record", "result", "contributions", "errors")
@@ -98,7 +147,7 @@ RECORDS_BY_ID = select(decisions.c.decision_id, decisions.c.record).where(
 SQLITE_TRIGGERS = [
     f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
     f"BEGIN SELECT RAISE(ABORT, 'riskml ledger: {table} is insert-only ({op} refused)'); END"
-    for table in ("decisions", "access_log")
+    for table in INSERT_ONLY
     for op in ("UPDATE", "DELETE")
 ]
 PG_FUNCTION = (
@@ -110,7 +159,7 @@ PG_FUNCTION = (
 # trigger name -> statement; created only when missing (no table lock on every start)
 PG_TRIGGERS = {
     name: stmt
-    for table in ("decisions", "access_log")
+    for table in INSERT_ONLY
     for name, stmt in (
         (
             f"{table}_insert_only",

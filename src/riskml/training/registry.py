@@ -126,6 +126,74 @@ def example_input(records: pd.DataFrame, n: int = 3) -> pd.DataFrame:
     return ex.reset_index(drop=True)
 
 
+# Made-up households for the registered model's input example: never real records (the
+# example is stored with the model and shown by MLflow to anyone who can read the registry).
+_EXAMPLE_HOUSEHOLDS: tuple[dict[str, Any], ...] = (
+    {  # a working family of four
+        "household_size": 4, "labor_count": 2, "elderly_count": 1, "children_count": 1,
+        "students_compulsory": 1, "head_age": 42, "head_education_years": 9,
+        "medical_insured": True, "housing_safe": True, "water_safe": True,
+        "income_wage": 30000.0, "income_business": 5000.0, "income_transfer": 1200.0,
+        "migrant_workers": 1, "months_employed": 20.0, "medical_expense": 800.0,
+        "education_expense": 1500.0,
+    },
+    {  # an elderly couple, one of them chronically ill
+        "household_size": 2, "labor_count": 0, "elderly_count": 2, "chronic_ill_count": 1,
+        "head_age": 71, "head_education_years": 3, "formerly_poor": True,
+        "medical_insured": True, "housing_safe": True, "water_safe": True,
+        "income_business": 3000.0, "income_transfer": 6000.0, "medical_expense": 9000.0,
+    },
+    {  # five members, one disabled, a loss and a loan
+        "household_size": 5, "labor_count": 2, "children_count": 2, "students_compulsory": 1,
+        "students_noncompulsory": 1, "disabled_count": 1, "head_age": 50, "head_female": True,
+        "head_education_years": 6, "dibao": True, "medical_insured": True, "water_safe": True,
+        "income_wage": 12000.0, "income_business": -2000.0, "income_transfer": 4800.0,
+        "months_employed": 14.0, "medical_expense": 2500.0, "education_expense": 4000.0,
+        "disaster_loss": 4000.0, "debt": 20000.0,
+    },
+)  # fmt: skip
+
+
+def _default_value(f: schema.Field) -> Any:
+    """A field's value where a made-up household does not give one: its least value, or false."""
+    if f.kind == "bool":
+        return False
+    low = 0 if f.minimum is None else max(f.minimum, 0)
+    return int(low) if f.kind == "int" else float(low)
+
+
+def example_records(period: str, county_code: str, n: int = 3) -> list[dict[str, Any]]:
+    """``n`` made-up household records (ids ``example-1``, ...), valid against the schema."""
+    records = []
+    for i in range(n):
+        made_up = _EXAMPLE_HOUSEHOLDS[i % len(_EXAMPLE_HOUSEHOLDS)]
+        rec: dict[str, Any] = {}
+        for f in schema.FIELDS:
+            rec[f.name] = made_up.get(f.name, _default_value(f))
+        rec.update(
+            household_id=f"example-{i + 1}",
+            period=period,
+            county_code=county_code,
+            village_code=f"{county_code}{i + 1:03d}001",
+        )
+        records.append(rec)
+    problems = schema.record_problems(records)
+    if problems:
+        raise ValueError(f"the made-up example records are not valid: {problems[0]}")
+    return records
+
+
+def synthetic_example(model: RiskModel, period: str, n: int = 3) -> pd.DataFrame:
+    """The registered model's input example: made-up records of ``period`` in a province
+    the model has reference lines for, in the pyfunc's input types."""
+    year = int(period[:4])
+    provinces = sorted({p for p, y in model.lines.pairs() if y == year}) or sorted(
+        {p for p, _ in model.lines.pairs()}
+    )
+    county = f"{provinces[0]}0101"
+    return example_input(pd.DataFrame(example_records(period, county, n)), n=n)
+
+
 # --------------------------------------------------------------------------- logging a run
 @dataclass
 class Registered:
@@ -239,7 +307,7 @@ def log_training_run(
 
         with tempfile.TemporaryDirectory() as tmp:
             folder = model.save(Path(tmp) / "risk_model")
-            example = example_input(test)
+            example = synthetic_example(model, result.splits.test_period)  # no real record
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=RiskPyfunc(),

@@ -21,9 +21,10 @@ import pandas as pd
 import yaml
 
 from riskml.data import schema
+from riskml.data.columns import Columns
 from riskml.data.history import previous_from_panel
 from riskml.data.label import training_labels
-from riskml.data.reference import ReferenceLines, default_lines
+from riskml.data.reference import ReferenceLines, add_command, default_lines
 from riskml.model.features import FEATURE_NAMES, build_features
 from riskml.model.metrics import Evaluation, evaluate_scores
 from riskml.model.profile import reference_profile
@@ -139,12 +140,49 @@ def choose_splits(periods: pd.Series, labelled: pd.Series, cfg: TrainConfig) -> 
 def prepare_panel(
     panel: pd.DataFrame, lines: ReferenceLines
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    """Validated records, their previous periods, and labels (NaN where unknown)."""
+    """Validated records, their previous periods, and labels (NaN where unknown).
+
+    Every record needs a line in force (the same policy as scoring: carried
+    forward as provisional within the gap); otherwise TrainingDataError lists
+    every missing (province, year) with the command that adds it.
+    """
     records = schema.require_valid(panel)
     records = records.sort_values(["period", "household_id"], kind="stable").reset_index(drop=True)
+    check_lines(records, lines)
     labels = training_labels(records, lines)
     previous = previous_from_panel(records[list(schema.FIELD_NAMES)])
     return records, previous, labels
+
+
+def _line_keys(records: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    c = Columns.from_frame(records[["county_code", "period"]])
+    return c.province(), c.month()
+
+
+def check_lines(records: pd.DataFrame, lines: ReferenceLines) -> None:
+    """TrainingDataError listing every (province, year) of the records without a line in force."""
+    provinces, months = _line_keys(records)
+    missing = lines.uncovered_pairs(provinces, months)
+    if missing:
+        listed = "\n".join(f"  {add_command(p, y)}" for p, y in missing)
+        raise TrainingDataError(
+            f"{len(missing)} (province, year) of the panel without a reference line in force "
+            f"({lines.source}; carried forward at most {lines.carry_forward_months} months); "
+            f"add them with:\n{listed}"
+        )
+
+
+def provisional_lines(records: pd.DataFrame, lines: ReferenceLines) -> list[str]:
+    """ "province/year <- line year" for every pair of the records whose line is carried forward."""
+    provinces, months = _line_keys(records)
+    used = lines.resolve(provinces, months)
+    rows = np.flatnonzero(np.array([b == "provisional" for b in used.basis], dtype=bool))
+    return sorted(
+        {
+            f"{int(provinces[i]):02d}/{int(months[i]) // 12} <- {int(used.line_year[i])}"
+            for i in rows
+        }
+    )
 
 
 def train(
@@ -167,6 +205,13 @@ def train(
             "the panel has no labels: no household has a record 12 months later and no at_risk_next column"
         )
     splits = choose_splits(records["period"], labelled, cfg)
+    provisional = provisional_lines(records, lines)
+    if provisional:
+        say(
+            f"{len(provisional)} (province, year) use an earlier year's lines as provisional: "
+            + ", ".join(provisional[:10])
+            + (" ..." if len(provisional) > 10 else "")
+        )
     timings["prepare_s"] = time.perf_counter() - t0
 
     say("building features")
@@ -212,6 +257,7 @@ def train(
         "best_iteration": int(booster.best_iteration or booster.current_iteration()),
         "num_trees": int(booster.num_trees()),
         "valid_base_rate": float(y_all[in_valid].mean()),
+        "provisional_lines": provisional,
     }
     model = RiskModel(
         booster=booster, platt_a=a, platt_b=b, thresholds=thresholds, lines=lines, metadata=metadata

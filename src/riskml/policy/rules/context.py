@@ -36,6 +36,7 @@ class Context:
         self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.province = df.province()
         period_month = df.month()
+        self._period_month = period_month
         self.year = period_month // 12
         if on is None:
             self.month = period_month
@@ -44,7 +45,7 @@ class Context:
         self._lines = lines
 
     def _line_arrays(self) -> None:
-        mon, dib = self._lines.line_arrays(self.province, self.year)
+        mon, dib = self._lines.line_arrays(self.province, self.year, self._period_month)
         for col, v in (("monitoring_line", mon), ("dibao_line", dib)):
             self._cache[col] = (v, ~np.isnan(v))
 

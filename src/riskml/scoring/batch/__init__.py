@@ -43,8 +43,11 @@ Worker processes (``workers``) validate and decide chunks in parallel; the
 main process reads, keeps the previous-period records, writes the output in
 input order and records decisions in the ledger (one transaction per block
 of at most ``LEDGER_ROWS`` decisions). Results do not depend on ``workers``
-or ``chunk_rows``. Decision ids are random (uuid4, like the service's): each
-run makes new decisions, and the ledger keeps them all.
+or ``chunk_rows``. Decision ids are random (uuid4, like the service's). A run
+recorded in the ledger has a run id (``score_file(run_id=...)``, by default from
+the input's bytes, the model, the rules version and the explain mode): a rerun
+of the same run stores each (household_id, period) once and resumes after a
+crash, its output giving the stored decisions.
 
 Modules: ``inputs`` (formats, columns, Arrow batches, typed frames), ``keys``
 (pass 1), ``validate`` (pass 2), ``links`` (previous periods and the store of

@@ -1,14 +1,16 @@
 """Reading the input: file formats and columns, Arrow batches of ``chunk_rows`` rows, typed frames.
 
-Parquet is read as stored; CSV as text, typed per chunk like ``pandas.read_csv``
-(``typed_frame``). ``numeric_values`` takes the numeric fields of a chunk of
-valid records as float64, the form in which previous-period records wait.
+Parquet is read as stored; CSV as text, typed per chunk by ``riskml.data.io``
+(``typed_frame``), exactly as ``read_table`` types a whole file (the same
+reader options, the same conversion). ``numeric_values`` takes the numeric
+fields of a chunk of valid records as float64, the form in which
+previous-period records wait. Every failure to read the input is a
+``BatchError`` with a one-line message.
 """
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from riskml.data import schema
+from riskml.data import io, schema
 from riskml.scoring.batch.errors import BatchError
 
 DEFAULT_CHUNK_ROWS = 50_000
@@ -26,26 +28,26 @@ NUMERIC_FIELDS: tuple[str, ...] = tuple(f.name for f in schema.FIELDS if f.kind 
 
 
 def input_format(path: str | Path) -> str:
-    suffix = Path(path).suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    if suffix == ".csv":
-        return "csv"
-    raise BatchError(f"{path}: unknown file type {suffix!r}; use .parquet or .csv")
+    try:
+        return io.table_format(path)
+    except io.TableReadError as exc:
+        raise BatchError(str(exc)) from None
 
 
 def _csv_columns(path: Path) -> list[str]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        header = next(csv.reader(fh), None)
-    if not header:
-        raise BatchError(f"{path}: empty CSV file (no header line)")
-    return header
+    try:
+        return io.csv_header(path)
+    except io.TableReadError as exc:
+        raise BatchError(str(exc)) from None
 
 
 def input_columns(path: str | Path) -> list[str]:
     p = Path(path)
     if input_format(p) == "parquet":
-        return list(pq.ParquetFile(p).schema_arrow.names)
+        try:
+            return list(pq.ParquetFile(p).schema_arrow.names)
+        except (pa.ArrowException, OSError) as exc:
+            raise BatchError(f"{p}: not a readable Parquet file ({io.short_reason(exc)})") from None
     return _csv_columns(p)
 
 
@@ -59,21 +61,22 @@ def iter_batches(
     """
     p = Path(path)
     if input_format(p) == "parquet":
-        source: Iterator[pa.RecordBatch] = pq.ParquetFile(p).iter_batches(
-            batch_size=chunk_rows, columns=columns
-        )
+
+        def open_source() -> Iterator[pa.RecordBatch]:
+            return pq.ParquetFile(p).iter_batches(batch_size=chunk_rows, columns=columns)
+
+        source = _guarded(p, open_source, "not a readable Parquet file")
     else:
         names = _csv_columns(p)
-        reader = pacsv.open_csv(
-            p,
-            read_options=pacsv.ReadOptions(block_size=1 << 22),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
-                strings_can_be_null=True,
-                include_columns=columns or [],
-            ),
-        )
-        source = iter(reader)
+
+        def open_source() -> Iterator[pa.RecordBatch]:
+            return pacsv.open_csv(
+                p,
+                read_options=io.csv_read_options(),
+                convert_options=io.csv_convert_options(names, columns),
+            )
+
+        source = _guarded(p, open_source, "cannot read the CSV file")
     pending: list[pa.RecordBatch] = []
     size = 0
     for batch in source:
@@ -101,40 +104,25 @@ def _one_batch(table: pa.Table) -> pa.RecordBatch:
     return table.combine_chunks().to_batches()[0]
 
 
-def _true_false(s: pd.Series) -> pd.Series:
-    """Text booleans as read_csv reads them (true/false in any case), numbers as numbers."""
-    low = s.str.lower()
-    out = pd.Series(np.full(len(s), None, dtype=object), index=s.index)
-    out[low == "true"] = True
-    out[low == "false"] = False
-    rest = s.notna() & low.ne("true") & low.ne("false")
-    if rest.any():
-        out[rest] = _numbers(s[rest]).to_numpy(dtype=object)
-    return out
-
-
-def _numbers(s: pd.Series) -> pd.Series:
-    """Text to numbers; a cell that is not a number stays text (the validator names it)."""
-    values = pd.to_numeric(s, errors="coerce")
-    bad = s.notna() & values.isna()
-    if not bad.any():
-        return values.astype("float64")
-    out = values.astype(object)
-    out[bad] = s[bad]
-    return out
+def _guarded(
+    path: Path, open_source: Callable[[], Iterator[pa.RecordBatch]], what: str
+) -> Iterator[pa.RecordBatch]:
+    """A reader's batches; failing to open or read it (anywhere in the file) is a BatchError."""
+    try:
+        reader = open_source()
+        while True:
+            try:
+                batch = next(reader)
+            except StopIteration:
+                return
+            yield batch
+    except (pa.ArrowException, OSError) as exc:
+        raise BatchError(f"{path}: {what} ({io.short_reason(exc)})") from None
 
 
 def typed_frame(batch: pa.RecordBatch | pa.Table, from_csv: bool) -> pd.DataFrame:
-    """A chunk as pandas: Parquet as stored; CSV text converted field by field like read_csv."""
-    df = batch.to_pandas()
-    if not from_csv:
-        return df
-    for f in schema.FIELDS:
-        if f.name not in df.columns or f.kind == "str":
-            continue
-        s = df[f.name].astype(object).where(df[f.name].notna(), None)
-        df[f.name] = _true_false(s.astype("string")) if f.kind == "bool" else _numbers(s)
-    return df
+    """A chunk as pandas: Parquet as stored; CSV text typed as ``io.read_table`` types it."""
+    return io.csv_frame(batch) if from_csv else batch.to_pandas()
 
 
 def numeric_matrix(records: pd.DataFrame) -> np.ndarray:

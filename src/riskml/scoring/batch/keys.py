@@ -27,7 +27,12 @@ class Keys:
     n: int
     household: np.ndarray  # int32 code per row; -1 where missing
     month: np.ndarray  # int32 year*12 + month - 1; -1 where period is missing or malformed
-    duplicate: np.ndarray  # bool: a later record of a (household_id, period) seen before
+    earlier: np.ndarray  # int64: the first row with the same (household_id, period); -1 for none
+
+    @property
+    def duplicate(self) -> np.ndarray:
+        """True for a later record of a (household_id, period) seen before."""
+        return self.earlier >= 0
 
 
 def scan_keys(path: str | Path, chunk_rows: int) -> Keys:
@@ -45,20 +50,21 @@ def scan_keys(path: str | Path, chunk_rows: int) -> Keys:
     n = sum(len(a) for a in hids)
     if n == 0:
         empty = np.zeros(0, dtype=np.int32)
-        return Keys(0, empty, empty, np.zeros(0, dtype=bool))
+        return Keys(0, empty, empty, np.zeros(0, dtype=np.int64))
     hid_codes, _ = _unified_codes(hids, with_dictionary=False)
     del hids
     period_codes, uniques = _unified_codes(periods)
     del periods
     month_of = np.array([period_or(p, -1) for p in uniques] + [-1], dtype=np.int32)
     month = month_of[period_codes]  # -1 (missing) indexes the trailing -1
-    duplicate = _later_repeats(hid_codes, period_codes)
+    earlier = _first_of_repeats(hid_codes, period_codes)
     release_arrow_memory()
-    return Keys(n, hid_codes, month, duplicate)
+    return Keys(n, hid_codes, month, earlier)
 
 
-def _later_repeats(hid_codes: np.ndarray, period_codes: np.ndarray) -> np.ndarray:
-    """True for a row whose (household, period) appeared in an earlier row (both present)."""
+def _first_of_repeats(hid_codes: np.ndarray, period_codes: np.ndarray) -> np.ndarray:
+    """For a row whose (household, period) appeared in an earlier row (both present), that
+    first row; -1 for every other row."""
     n = len(hid_codes)
     bits = max(1, int(period_codes.max(initial=0) + 1).bit_length())
     key = hid_codes.astype(np.int64)
@@ -69,11 +75,15 @@ def _later_repeats(hid_codes: np.ndarray, period_codes: np.ndarray) -> np.ndarra
     del incomplete
     order = np.argsort(key, kind="stable")  # equal keys keep their row order
     key = key[order]
-    same = np.flatnonzero(key[1:] == key[:-1])
+    repeat = np.zeros(n, dtype=bool)
+    repeat[1:] = key[1:] == key[:-1]
     del key
-    duplicate = np.zeros(n, dtype=bool)
-    duplicate[order[same + 1]] = True
-    return duplicate
+    # the first row of each run of equal keys, spread over the run
+    start = np.where(repeat, 0, np.arange(n))
+    np.maximum.accumulate(start, out=start)
+    earlier = np.full(n, -1, dtype=np.int64)
+    earlier[order[repeat]] = order[start[repeat]]
+    return earlier
 
 
 def _unified_codes(

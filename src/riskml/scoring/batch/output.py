@@ -39,6 +39,11 @@ OUTPUT_SCHEMA = pa.schema(
         ("model_name", pa.string()),
         ("model_version", pa.string()),
         ("rules_version", pa.string()),
+        (
+            "line_year",
+            pa.int32(),
+        ),  # the year of the reference lines used (earlier when carried forward)
+        ("line_basis", pa.string()),  # published, announced, estimate or provisional
         ("decision_id", pa.string()),
     ]
 )
@@ -67,6 +72,8 @@ def decisions_table(results: list[dict[str, Any]], records: pd.DataFrame) -> pa.
         cols["model_name"].append(r["model_name"])
         cols["model_version"].append(r["model_version"])
         cols["rules_version"].append(r["rules_version"])
+        cols["line_year"].append(r["line_year"])
+        cols["line_basis"].append(r["line_basis"])
         cols["decision_id"].append(r["decision_id"])
     cols["county_code"] = records["county_code"].astype(str).tolist()
     cols["village_code"] = records["village_code"].astype(str).tolist()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import hashlib
 import os
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -43,6 +45,7 @@ from riskml.scoring.batch.links import Links, PreviousStore, collect_forward, li
 from riskml.scoring.batch.memory import libc, release_arrow_memory
 from riskml.scoring.batch.output import (
     OUTPUT_SCHEMA,
+    decisions_table,
     default_rejects_path,
     rejects_schema,
     tmp_path,
@@ -90,6 +93,7 @@ def score_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     workers: int | None = 0,
     progress: ProgressFn | None = None,
+    run_id: str | None = None,
 ) -> BatchSummary:
     """Score a Parquet or CSV file of household records into a Parquet file of decisions.
 
@@ -97,7 +101,13 @@ def score_file(
     or CSV by suffix) defaults to ``<out>.rejects.parquet`` beside the output and
     is always written (empty when every row is valid). ``ledger_url`` records
     every decision in the decision ledger with ``caller`` (default
-    ``batch:<user>``). ``workers``: 0 decides in this process; N > 0 in N worker
+    ``batch:<user>``) under a run id: ``run_id``, by default ``derive_run_id``
+    (the input's bytes, the model, the rules, the explanation mode). A rerun of
+    a run that crashed is the same run and stores each (household_id, period)
+    once: it decides every record again, stores those the ledger lacks and
+    writes, for the others, the decision the ledger holds (its id and result).
+    A new run of the same file needs another ``run_id``. ``workers``: 0 decides
+    in this process; N > 0 in N worker
     processes (started with spawn: a script calling this must do so under
     ``if __name__ == "__main__":``); None picks ``default_workers()`` for inputs
     of ``AUTO_WORKERS_ROWS`` rows or more and 0 below (starting workers costs
@@ -106,6 +116,7 @@ def score_file(
     t_start = time.perf_counter()
     libc()
     _check_options(explain, chunk_rows)
+    model = model.in_force()  # its own lines, the operated table for the years it lacks
     src = _existing_file(input_path)
     from_csv = input_format(src) == "csv"
     out_path = Path(out)
@@ -124,7 +135,14 @@ def score_file(
     )
     report = progress or (lambda stage, done, total: None)
     ledger = _open_ledger(ledger_url)
-    log = _DecisionLog(ledger, caller or default_caller(), uuid.uuid4().hex[:12])
+    log = _DecisionLog(ledger, caller or default_caller(), run_id)
+    if ledger is not None:
+        try:
+            log.begin(src, info, ruleset.version, explain)
+        except BaseException:
+            ledger.close()
+            raise
+        summary.timings["ledger_already_stored"] = 0.0  # a count: stored by an earlier attempt
 
     tmpdir = Path(tempfile.mkdtemp(prefix="riskml-batch-"))
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -274,7 +292,7 @@ def _validate(
     done = 0
     report("validate", 0, n)
     offset = 0
-    for mask, rej in runner.map(validate_task, _validate_args(source, keys.duplicate)):
+    for mask, rej in runner.map(validate_task, _validate_args(source, keys.earlier)):
         m = len(mask)
         valid[offset : offset + m] = mask
         if rej is not None:
@@ -291,11 +309,11 @@ def _validate(
     return valid
 
 
-def _validate_args(source: _Input, duplicate: np.ndarray) -> Iterator[tuple[Any, ...]]:
+def _validate_args(source: _Input, earlier: np.ndarray) -> Iterator[tuple[Any, ...]]:
     offset = 0
     for batch in iter_batches(source.src, source.columns, source.chunk_rows):
         m = batch.num_rows
-        yield batch, duplicate[offset : offset + m], source.from_csv
+        yield batch, earlier[offset : offset + m], source.from_csv
         offset += m
 
 
@@ -314,31 +332,97 @@ def _previous_store(
 
 
 # --------------------------------------------------------------------------- pass 3: scoring
-class _DecisionLog:
-    """Decisions into the ledger (if any), one transaction per block of ``LEDGER_ROWS``."""
+def file_sha256(path: Path) -> str:
+    """sha256 (hex) of a file's bytes, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
-    def __init__(self, ledger: Any, caller: str, run_id: str):
+
+def derive_run_id(input_sha256: str, info: ModelInfo, rules_version: str, explain: str) -> str:
+    """A batch run's id: the same input, model, rules and explanation mode make the same run."""
+    text = "\n".join(
+        ("riskml batch run 1", input_sha256, info.name, info.version, rules_version, explain)
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class _DecisionLog:
+    """Decisions into the ledger (if any) under the run id, one transaction per ``LEDGER_ROWS``.
+
+    A key (household_id, period) the run stored before (a rerun after a crash) is
+    not stored again: ``record`` gives back its stored decision by position.
+    """
+
+    def __init__(self, ledger: Any, caller: str, run_id: str | None):
         self.ledger = ledger
         self.caller = caller
-        self.run_id = run_id
+        self.run_id = run_id or ""
+        self.attempt = uuid.uuid4().hex[:8]  # this invocation: request ids differ between reruns
         self.transactions = 0
+        self.already_stored = 0
 
-    def record(self, entries: list[dict[str, Any]], summary: BatchSummary) -> None:
+    def begin(self, src: Path, info: ModelInfo, rules_version: str, explain: str) -> None:
+        digest = file_sha256(src)
+        self.run_id = self.run_id or derive_run_id(digest, info, rules_version, explain)
+        try:
+            self.ledger.begin_run(
+                self.run_id,
+                caller=self.caller,
+                input_sha256=digest,
+                model_name=info.name,
+                model_version=info.version,
+                rules_version=rules_version,
+                explain=explain,
+            )
+        except Exception as exc:
+            raise BatchError(f"cannot begin run {self.run_id} in the ledger: {exc}") from exc
+
+    def record(self, entries: list[dict[str, Any]], summary: BatchSummary) -> dict[int, dict]:
+        """Store a chunk's entries; the decisions stored before, by position in ``entries``."""
+        existing: dict[int, dict] = {}
         for start in range(0, len(entries), LEDGER_ROWS):
             block = entries[start : start + LEDGER_ROWS]
             try:
-                self.ledger.record(
+                stored = self.ledger.record_run(
                     block,
+                    run_id=self.run_id,
                     caller=self.caller,
-                    request_id=f"batch-{self.run_id}-{self.transactions:06d}",
+                    request_id=f"batch-{self.run_id[:16]}-{self.attempt}-{self.transactions:06d}",
                 )
             except Exception as exc:
                 raise BatchError(
                     f"ledger write failed after {summary.ledger_rows:,} decisions were "
-                    f"recorded (run {self.run_id}): {exc}"
+                    f"recorded (run {self.run_id}; run it again to resume): {exc}"
                 ) from exc
+            existing.update({start + i: d for i, d in stored.existing.items()})
             summary.ledger_rows += len(block)
+            self.already_stored += len(stored.existing)
+            summary.timings["ledger_already_stored"] = float(self.already_stored)
             self.transactions += 1
+        return existing
+
+
+def _with_stored(
+    table: pa.Table, entries: list[dict[str, Any]], existing: dict[int, dict]
+) -> pa.Table:
+    """The chunk's output rows, those the ledger held already as stored (id and result)."""
+    idx = sorted(existing)
+    results = [existing[i]["result"] for i in idx]
+    if any(r is None for r in results):
+        raise BatchError("a decision stored by an earlier attempt of the run has no result")
+    places = pd.DataFrame(
+        {
+            "county_code": [entries[i]["county_code"] for i in idx],
+            "village_code": [entries[i]["village_code"] for i in idx],
+        }
+    )
+    stored = decisions_table(results, places)
+    take = np.arange(table.num_rows)
+    take[idx] = table.num_rows + np.arange(len(idx))
+    return pa.concat_tables([table, stored]).take(pa.array(take))
 
 
 def _score(
@@ -360,11 +444,14 @@ def _score(
     report("score", 0, summary.valid)
     done_rows = 0
     for table, entries, red in runner.map(score_task, chunks):
+        if log.ledger is not None and entries:
+            existing = log.record(entries, summary)
+            if existing:  # a rerun: the ledger's decisions for what it holds already
+                table = _with_stored(table, entries, existing)
+                red = int(pc.sum(pc.equal(table["risk_level"], "red")).as_py() or 0)
         writer.write_table(table)
         summary.flagged += int(pc.sum(table["flagged"]).as_py() or 0)
         summary.red += red
-        if log.ledger is not None and entries:
-            log.record(entries, summary)
         done_rows += table.num_rows
         del table, entries
         release_arrow_memory()

@@ -6,41 +6,33 @@ import numpy as np
 import pandas as pd
 
 from riskml.data import schema
+from riskml.data.reference import ReferenceLines
 from riskml.scoring.batch.errors import BatchError
 
-# schema.validate_frame's rule for a repeated (household_id, period); a test checks it is the same
-DUPLICATE_RULE = "duplicate record: this household already has a record for this period"
+# the words of a repeated (household_id, period), followed by the first record's row
+DUPLICATE_RULE = schema.DUPLICATE_RULE_PREFIX
 
 
 def validate_chunk(
-    df: pd.DataFrame, duplicate: np.ndarray
+    df: pd.DataFrame, earlier: np.ndarray, lines: ReferenceLines | None = None
 ) -> tuple[np.ndarray, list[int], list[str]]:
     """Valid mask, rejected positions and their reasons for one chunk.
 
-    ``duplicate`` marks rows that repeat a (household_id, period) seen earlier
-    anywhere in the input: ``schema.validate_frame`` sees only this chunk, so
-    repeats across chunks are added here with the same rule, in the order the
-    validator reports problems. Reasons are worded as ``schema.split_valid``'s.
+    ``earlier`` gives, per row, the input position of the first record with
+    the same (household_id, period) anywhere in the input (-1 for none):
+    ``schema.validate_frame`` sees only this chunk, so it words the repeats
+    with these positions, as it would on the whole file. Reasons are worded as
+    ``schema.split_valid``'s. With ``lines``, a record otherwise valid whose
+    province and year have no line in force (``ReferenceLines.uncovered``) is
+    rejected on its ``period``.
     """
-    problems = schema.validate_frame(df)
+    problems = schema.validate_frame(df, earlier=earlier)
     missing = [p for p in problems if p.row < 0]
     if missing:
         raise BatchError("; ".join(f"{p.field}: {p.rule}" for p in missing))
     n = len(df)
-    within = (
-        df.duplicated(subset=list(schema.KEY), keep="first")
-        & df["household_id"].notna()
-        & df["period"].notna()
-    ).to_numpy()
-    extra = np.flatnonzero(np.asarray(duplicate, dtype=bool) & ~within)
-    if len(extra):
-        hid = df["household_id"].to_numpy(dtype=object)
-        period = df["period"].to_numpy(dtype=object)
-        for i in extra:
-            h = schema.pseudonymous_id(hid[i])
-            problems.append(schema.Problem(int(i), h, "period", period[i], DUPLICATE_RULE))
-        order = {name: k for k, name in enumerate(schema.FIELD_NAMES)}
-        problems.sort(key=lambda p: (p.row, order.get(p.field, 99)))
+    if lines is not None:
+        problems.extend(_line_problems(df, problems, lines))
     reasons: dict[int, list[str]] = {}
     for p in problems:
         reasons.setdefault(p.row, []).append(p.reason)
@@ -48,3 +40,22 @@ def validate_chunk(
     bad = sorted(reasons)
     valid[bad] = False
     return valid, bad, ["; ".join(reasons[i]) for i in bad]
+
+
+def _line_problems(
+    df: pd.DataFrame, problems: list[schema.Problem], lines: ReferenceLines
+) -> list[schema.Problem]:
+    """A problem on ``period`` for each otherwise valid row without a line in force."""
+    bad = {p.row for p in problems}
+    rows = np.array([i for i in range(len(df)) if i not in bad], dtype=np.int64)
+    if not len(rows):
+        return []
+    county = df["county_code"].to_numpy(dtype=object)[rows].tolist()
+    period = df["period"].to_numpy(dtype=object)[rows].tolist()
+    hid = df["household_id"].to_numpy(dtype=object)
+    return [
+        schema.Problem(
+            int(rows[j]), schema.pseudonymous_id(hid[rows[j]]), "period", period[j], rule
+        )
+        for j, rule in lines.uncovered(county, period).items()
+    ]

@@ -62,11 +62,11 @@ def init_worker(
 
 
 def validate_task(
-    batch: pa.RecordBatch, duplicate: np.ndarray, from_csv: bool
+    batch: pa.RecordBatch, earlier: np.ndarray, from_csv: bool
 ) -> tuple[np.ndarray, pa.Table | None]:
     """Valid mask and the rejected rows (input columns + ``row`` local + ``reasons``)."""
     df = typed_frame(batch, from_csv)
-    valid, bad, reasons = validate_chunk(df, duplicate)
+    valid, bad, reasons = validate_chunk(df, earlier, _STATE["scorer"].model.lines)
     del df
     if not bad:
         release_arrow_memory()

@@ -19,18 +19,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.concurrency import run_in_threadpool
 
 from riskml.policy.risk_types import RISK_TYPE_CODES
 from riskml.service import state
 from riskml.service.access import Principal
 from riskml.service.pages.formatting import CHINA_TZ
 from riskml.service.pages.session import (
+    ENDED,
+    FAILED,
     LOGIN_ROLES,
+    LOGINS,
     SESSION_COOKIE,
     SESSION_TTL_S,
+    LoginFormError,
+    client_address,
+    read_login_form,
+    session_of,
     session_principal,
     sign_session,
 )
@@ -39,6 +47,9 @@ from riskml.service.pages.words import LANGS, LEVELS, level_name, rhythm, risk_t
 from riskml.store.ledger import LedgerError
 
 log = logging.getLogger("riskml.pages")
+access_log = logging.getLogger(
+    "riskml.access"
+)  # the service's access log (riskml.service.middleware)
 
 
 def pages_dir() -> Traversable:
@@ -187,25 +198,86 @@ def login_form(request: Request, next: str | None = None) -> Response:
     return render(request, "login.html", {"error": None, "next": _safe_next(next)})
 
 
+# the login's own answers (the rest of the vocabulary is in words.py)
+_LOGIN_WORDS = {
+    "limited": ("登录失败次数过多，请 {s} 秒后再试。", "Too many failed logins. Try again in {s} s."),
+    "busy": ("登录人数过多，请稍后再试。", "Too many logins at once. Try again in a moment."),
+    "bad_form": ("登录请求无效，请从登录页重新登录。", "The login request is not valid. Log in from the login page."),
+}  # fmt: skip
+
+
+def _login_word(request: Request, name: str, **values: object) -> str:
+    zh, en = _LOGIN_WORDS[name]
+    return (zh if request_lang(request) == "zh" else en).format(**values)
+
+
+def _login_failed(address: str, reason: str, key_id: str | None = None) -> None:
+    """One access-log line per refused login: why, from where, which key id if known (never the key)."""
+    access_log.warning(
+        "login refused: %s (client %s%s)", reason, address, f", key id {key_id}" if key_id else ""
+    )
+
+
+def _too_many(request: Request, wait: int, word: str = "limited") -> Response:
+    w = words(request_lang(request))
+    response = _error(request, 429, w["login"], _login_word(request, word, s=wait))
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
 @router.post("/login")
-def login(request: Request, key: str = Form(""), next: str = Form("")) -> Response:
-    token = key.strip()
+async def login(request: Request) -> Response:
+    """Log in with a key, within the login's limits (``riskml.service.pages.session``)."""
+    address = client_address(request)
+    wait = FAILED.retry_after(f"addr:{address}")
+    if wait:
+        _login_failed(address, f"too many failed logins from this address, {wait} s to wait")
+        return _too_many(request, wait)
+    if not LOGINS.enter():
+        _login_failed(address, "too many logins in flight")
+        return _too_many(request, 1, "busy")
+    try:
+        form = await read_login_form(request)
+    except LoginFormError as exc:
+        FAILED.fail(f"addr:{address}")
+        _login_failed(address, exc.reason)
+        w = words(request_lang(request))
+        return _error(request, exc.status, w["login"], _login_word(request, "bad_form"))
+    finally:
+        LOGINS.leave()
+    return await run_in_threadpool(_login, request, form, address)
+
+
+def _login(request: Request, form: dict[str, str], address: str) -> Response:
+    next_url = _safe_next(form.get("next"))
+    token = form.get("key", "").strip()
     if token.lower().startswith("bearer "):
         token = token[7:].strip()
-    principal = state.current().authenticate(f"Bearer {token}") if token else None
-    if principal is None:
-        ctx = {"error": words(request_lang(request))["login_wrong"], "next": _safe_next(next)}
+    store = state.current().current_keys()  # None or empty while the keys fail: nobody logs in
+    entry = store.entry_for(f"Bearer {token}") if token and store is not None else None
+    if entry is None:
+        FAILED.fail(f"addr:{address}")
+        _login_failed(address, "unknown key" if token else "no key")
+        ctx = {"error": words(request_lang(request))["login_wrong"], "next": next_url}
         return render(request, "login.html", ctx, status=401)
+    principal = entry.principal()
+    wait = FAILED.retry_after(f"key:{principal.id}")
+    if wait:
+        _login_failed(address, f"too many failed logins of this key id, {wait} s to wait", entry.id)
+        return _too_many(request, wait)
     if principal.role not in LOGIN_ROLES:
-        ctx = {"error": words(request_lang(request))["login_scorer"], "next": _safe_next(next)}
+        FAILED.fail(f"addr:{address}")
+        FAILED.fail(f"key:{principal.id}")
+        _login_failed(address, f"role {principal.role} may not log in", principal.id)
+        ctx = {"error": words(request_lang(request))["login_scorer"], "next": next_url}
         return render(request, "login.html", ctx, status=403)
     try:
         _log(principal, "login")
     except LedgerError:
         return _unavailable(request, None)
-    response = _redirect(request, _safe_next(next))
+    response = _redirect(request, next_url)
     response.set_cookie(
-        SESSION_COOKIE, sign_session(principal.id), max_age=SESSION_TTL_S, path="/cw",
+        SESSION_COOKIE, sign_session(entry.id, entry.hash), max_age=SESSION_TTL_S, path="/cw",
         httponly=True, samesite="strict", secure=_secure(request),
     )  # fmt: skip
     return response
@@ -213,7 +285,18 @@ def login(request: Request, key: str = Form(""), next: str = Form("")) -> Respon
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
+    """End the session on the server (a replayed cookie is refused) and delete the cookie."""
+    session = session_of(request)
     response = _redirect(request, "/cw/login")
+    if session is not None:
+        service = state.current()
+        store = service.current_keys()
+        entry = store.entry_by_id(session.key_id) if store is not None else None
+        try:
+            ENDED.end(service.ledger, session, entry.principal() if entry is not None else None)
+        except LedgerError:
+            log.error("logout not recorded in the ledger: the session ends in this process only")
+            response = _unavailable(request, None)
     response.delete_cookie(SESSION_COOKIE, path="/cw", httponly=True, samesite="strict")
     return response
 

@@ -92,7 +92,18 @@ def row_view(r: dict[str, Any], lang: str) -> dict[str, Any]:
     }
 
 
-def _facts(record: dict[str, Any], lang: str) -> list[dict[str, str]]:
+def _line_note(result: dict[str, Any], lang: str) -> str:
+    """The year and basis of the line a decision used, as the page words them ("" when unknown)."""
+    year, basis = result.get("line_year"), result.get("line_basis")
+    if not year or not basis:
+        return ""
+    w = words(lang)
+    return w["line_note"].format(year=year, basis=w.get(f"basis_{basis}", basis))
+
+
+def _facts(
+    record: dict[str, Any], lang: str, result: dict[str, Any] | None = None
+) -> list[dict[str, str]]:
     extra: dict[str, Any] = {}
     incomes = [record.get(f) for f in _INCOME_FIELDS]
     if all(_finite(v) for v in incomes):
@@ -103,16 +114,20 @@ def _facts(record: dict[str, Any], lang: str) -> list[dict[str, str]]:
     try:
         from riskml.data.regions import province_of
 
-        model = state.current().loaded.model  # type: ignore[union-attr]
-        extra["monitoring_line"] = model.lines.lookup(
-            province_of(str(record["county_code"])), int(str(record["period"])[:4])
+        lines = state.current().scoring_model().lines
+        year = (result or {}).get("line_year") or int(str(record["period"])[:4])
+        extra["monitoring_line"] = lines.lookup(
+            province_of(str(record["county_code"])), year
         ).monitoring
     except Exception:  # no model loaded or no line for that year: shown as unknown
         extra["monitoring_line"] = None
     out = []
     for field, zh, en, kind in FACTS:
         value = extra[field] if field in extra else record.get(field)
-        out.append({"label": zh if lang == "zh" else en, "value": fact_value(value, kind, lang)})
+        shown = fact_value(value, kind, lang)
+        if field == "monitoring_line" and value is not None:
+            shown += _line_note(result or {}, lang)
+        out.append({"label": zh if lang == "zh" else en, "value": shown})
     return out
 
 
@@ -164,7 +179,7 @@ def household_view(principal: Principal, household_id: str, lang: str) -> dict[s
             lang,
         ),  # fmt: skip
         "decided_at": china_time(latest["created_at"]),
-        "facts": _facts(latest.get("record") or {}, lang),
+        "facts": _facts(latest.get("record") or {}, lang, latest.get("result") or {}),
         "chart": score_chart(points, thresholds),
         "rules": [
             {
