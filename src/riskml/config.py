@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -72,3 +73,44 @@ def ledger_url() -> str:
         return url
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{STATE_DIR / 'ledger.db'}"
+
+
+# --------------------------------------------------------------------------- URLs fit to print
+_HIDDEN = "***"
+# query parameters that carry a secret (a password, a token, a signed URL's signature)
+_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key|sig|credential|auth", re.IGNORECASE)
+# ``scheme://user:password@`` inside a longer text (an error message)
+_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][\w+.-]*://[^\s:/@]*):[^\s@]*@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to print or log: a password (``user:password@``, or a query parameter
+    named like one: ``password=``, ``token=``, ``sig=``...) shown as ``***``.
+
+    SQLAlchemy URLs (the ledger) and http(s) URIs (a tracking server) alike; a string
+    that is not ``scheme://...`` (a path, ``databricks``) comes back as it was, and a URL
+    that does not parse comes back with everything before its last ``@`` hidden.
+    """
+    if "://" not in url:
+        return url
+    from sqlalchemy.engine import make_url  # light enough, and only where a URL is printed
+
+    scheme = url.split("://", 1)[0]
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL SQLAlchemy can read (a port that is not a number...)
+        return f"{scheme}://{_HIDDEN}@{url.rsplit('@', 1)[1]}" if "@" in url else url
+    secret = {k: _HIDDEN for k in parsed.query if _SECRET_PARAM.search(k)}
+    if parsed.password is None and not secret:
+        return url
+    shown = parsed.update_query_dict(secret).render_as_string(hide_password=True)
+    shown = shown.replace("%2A%2A%2A", _HIDDEN)  # the query's *** as the password's
+    if parsed.password and str(parsed.password) in shown:  # never: but never print it
+        return f"{scheme}://{_HIDDEN}"
+    return shown
+
+
+def redact_urls(text: str) -> str:
+    """``text`` (an error message, say) with the password of every ``scheme://user:password@``
+    in it shown as ``***``."""
+    return _USERINFO.sub(lambda m: f"{m.group('head')}:{_HIDDEN}@", text)

@@ -132,6 +132,30 @@ def test_scorer_may_score_only(store):
     assert p.scope_filter() == ([], [])
 
 
+def test_a_scorer_writes_only_its_counties_when_it_has_any():
+    scoped = KeyStore.from_entries(
+        [{"id": "s", "hash": hash_token("c"), "role": "scorer", "counties": [COUNTY_A]}]
+    ).authenticate("Bearer c")
+    assert scoped.can_score() and scoped.can_write(COUNTY_A) and not scoped.can_write("650101")
+    assert not scoped.can_read(COUNTY_A, VILLAGE_A1), "writing is not reading"
+    anywhere = KeyStore.from_entries(
+        [{"id": "p", "hash": hash_token("d"), "role": "scorer"}]
+    ).authenticate("Bearer d")
+    assert anywhere.can_write("650101")
+    with pytest.raises(KeyConfigError, match="scoped by counties, not villages"):
+        KeyStore.from_entries(
+            [{"id": "v", "hash": hash_token("e"), "role": "scorer", "villages": [VILLAGE_A1]}]
+        )
+
+
+def test_a_metrics_key_reads_metrics_only():
+    p = KeyStore.from_entries(
+        [{"id": "m", "hash": hash_token("m"), "role": "metrics"}]
+    ).authenticate("Bearer m")
+    assert p.can_read_metrics() and not p.can_score() and not p.can_admin()
+    assert not p.can_read(COUNTY_A, VILLAGE_A1) and p.scope_filter() == ([], [])
+
+
 def test_admin_may_do_everything(store):
     p = store.authenticate("Bearer " + TOKENS["admin"])
     assert p.can_admin() and p.can_score()
@@ -286,14 +310,14 @@ def test_validation_reports_every_problem_and_entry_number():
             [
                 {"id": "ok", "hash": hash_token("a"), "role": "scorer"},
                 {"hash": hash_token("b"), "role": "nobody"},
-                {"id": "s", "hash": hash_token("c"), "role": "scorer", "counties": [COUNTY_A]},
+                {"id": "s", "hash": hash_token("c"), "role": "admin", "counties": [COUNTY_A]},
                 "not a mapping",
             ]
         )
     text = str(info.value)
     assert "entry #2: id: required" in text
     assert "entry #2: role: unknown role 'nobody'" in text
-    assert "entry 's': counties/villages apply to caseworker keys only" in text
+    assert "entry 's': counties/villages apply to caseworker and scorer keys only" in text
     assert "entry #4: must be a mapping" in text
 
 

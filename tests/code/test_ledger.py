@@ -291,6 +291,7 @@ def test_triggers_abort_update_and_delete(ledger, db_path):
     )  # fmt: skip
     ledger.begin_run("run-1", caller="batch:test")
     ledger.record_run([entry("hh-3", "2024-06")], run_id="run-1", caller="s", request_id="r3")
+    ledger.record_move("hh-1", ("530103", "530103001001"), "relocated", "admin:ops")
 
     for stmt in (
         "UPDATE decisions SET score = 0.0",
@@ -304,6 +305,8 @@ def test_triggers_abort_update_and_delete(ledger, db_path):
         "DELETE FROM batch_runs",
         "UPDATE batch_decisions SET decision_id = 'x'",
         "DELETE FROM batch_decisions",
+        "UPDATE household_moves SET to_county = '110101'",
+        "DELETE FROM household_moves",
     ):
         # through the ledger's own engine ...
         with pytest.raises(Exception, match="insert-only"), ledger.engine.begin() as conn:
@@ -769,3 +772,22 @@ def test_two_processes_of_one_run_at_once_store_each_key_once(ledger):
         w.join(timeout=60)
     assert not errors, errors[:3]
     assert ledger.count() == 300 == ledger.run_count("run-1")
+
+
+# --------------------------------------------------------------------------- where households are
+def test_a_household_is_where_it_was_stored_last_or_moved_to(ledger):
+    assert ledger.locations(["hh-a"]) == {}
+    ledger.record([entry("hh-a", "2024-06"), entry("hh-b", "2024-06")], caller="s", request_id="r1")
+    assert ledger.locations(["hh-a", "hh-b", "hh-c"]) == {
+        "hh-a": (COUNTY, VILLAGE),
+        "hh-b": (COUNTY, VILLAGE),
+    }
+    move = ledger.record_move("hh-a", ("530103", "530103001001"), "relocated", "admin:ops")
+    assert (move["from_county"], move["from_village"]) == (COUNTY, VILLAGE)
+    assert ledger.locations(["hh-a"]) == {"hh-a": ("530103", "530103001001")}
+    # a decision stored after the move (any period) at the new place keeps it there
+    later = entry("hh-a", "2023-06", county_code="530103", village_code="530103001001")
+    later.update(county_code="530103", village_code="530103001001")
+    ledger.record([later], caller="s", request_id="r2")
+    assert ledger.locations(["hh-a"]) == {"hh-a": ("530103", "530103001001")}
+    assert len(ledger.locations([f"hh-{i}" for i in range(2500)] + ["hh-b"])) == 1  # chunked IN

@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC_FILE = ROOT / "docs" / "openapi.json"
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 # BentoML's own routes on the service's Starlette app (besides the /score API and the FastAPI
-# app mounted at /): its probes, metrics, index page, assets and service schema
+# app mounted at /): its probes, index page, assets and service schema (its /metrics is off)
 BENTOML_ROUTES = {
     "/": "get", "/docs.json": "get", "/schema.json": "get", "/livez": "get", "/healthz": "get",
-    "/readyz": "get", "/metrics": "get", "/static_content/{path}": "get",
+    "/readyz": "get", "/static_content/{path}": "get",
 }  # fmt: skip
 
 

@@ -44,6 +44,7 @@ def keys(session_dir):
         "admin": add_key(path, "ops", "admin"),
         "caseworker_county": add_key(path, "cw-county", "caseworker", counties=["532328"]),
         "caseworker_village": add_key(path, "cw-village", "caseworker", villages=["532328101201"]),
+        "scorer_532328": add_key(path, "yuanmou-platform", "scorer", counties=["532328"]),
     }
 
 
@@ -75,7 +76,8 @@ def ledger(server_env):
 
 
 def test_ready_with_the_champion_from_the_registry(server, keys):
-    status, body = server.request("GET", "/readyz")
+    assert server.request("GET", "/readyz") == (200, {"ready": True})  # no key: only that
+    status, body = server.request("GET", "/readyz", token=keys["admin"])
     assert status == 200, body
     assert body["model"]["source"] == "registry" and body["model"]["alias"] == "champion"
     status, info = server.request("GET", "/model", token=keys["scorer"])
@@ -212,11 +214,11 @@ def test_auth_matrix(server, records, keys):
     in_county = county == "532328"
     assert server.request("GET", f"/decisions/{decision_id}", token=keys["caseworker_county"])[
         0
-    ] == (200 if in_county else 403)
+    ] == (200 if in_county else 404)
     in_village = village == "532328101201"
     assert server.request("GET", f"/households/{hid}/decisions", token=keys["caseworker_village"])[
         0
-    ] == (200 if in_village else 403)
+    ] == (200 if in_village else 404)
     assert server.request("POST", "/admin/reload", token=keys["scorer"])[0] == 403
     assert server.request("GET", "/healthz")[0] == 200
 
@@ -239,11 +241,12 @@ def test_caseworker_in_scope_reads_history(server, records, keys):
     status, body = server.request("POST", "/score", {"households": [other]}, keys["scorer"])
     assert status == 200
     assert (
-        server.request(
-            "GET", "/households/scope_test_2/decisions", token=keys["caseworker_county"]
-        )[0]
-        == 403
-    )
+        server.request("GET", "/households/scope_test_2/decisions", token=keys["caseworker_county"])
+        == server.request(
+            "GET", "/households/no_such_household/decisions", token=keys["caseworker_county"]
+        )
+        == (404, {"error": "no such household or decision in your key's scope"})
+    ), "out of scope and unknown get one answer"
 
 
 def test_previous_period_comes_from_the_ledger(server, records, keys):
@@ -288,7 +291,8 @@ def _get_text(server, path: str, token: str | None = None) -> tuple[int, str]:
 
 
 def test_metrics_count_flags_by_rule_and_level(server, keys):
-    status, text = _get_text(server, "/metrics", keys["scorer"])
+    assert _get_text(server, "/metrics", keys["scorer"])[0] == 403
+    status, text = _get_text(server, "/metrics", keys["admin"])
     assert status == 200
     assert "riskml_flags_total" in text and 'kind="level"' in text
 
@@ -353,7 +357,7 @@ def test_starts_from_the_cached_model_when_the_registry_is_gone(
     )
     srv = start_server(env, ARTIFACTS / "service-cached.log")
     try:
-        status, body = srv.request("GET", "/readyz")
+        status, body = srv.request("GET", "/readyz", token=keys["admin"])
         assert status == 200, body
         assert body["model"]["source"] == "cache" and "registry" in body["warning"]
         assert srv.request("POST", "/score", {"households": records[:2]}, keys["scorer"])[0] == 200
@@ -370,7 +374,8 @@ def test_no_model_at_all_means_not_ready(server_env, session_dir, keys):
     )
     srv = start_server(env, ARTIFACTS / "service-nomodel.log")
     try:
-        status, body = srv.request("GET", "/readyz")
+        assert srv.request("GET", "/readyz") == (503, {"ready": False})  # no key: no paths
+        status, body = srv.request("GET", "/readyz", token=keys["admin"])
         assert status == 503 and body["model"] is None and "no model" in body["reason"]
     finally:
         srv.stop()
@@ -468,3 +473,62 @@ def test_a_retry_with_the_same_idempotency_key_stores_nothing_twice(server, reco
     )
     assert s4 == 422 and bad["problems"][0]["field"] == "Idempotency-Key"
     assert ledger.count() == before + 4, "nothing of a refused request is stored"
+
+
+# ---------------------------------------------------------------- where a household may be written
+def test_a_scoped_scorer_writes_only_its_counties(server, records, keys, ledger):
+    inside = dict(
+        records[0], household_id="ws_in", county_code="532328", village_code="532328101201"
+    )
+    outside = dict(
+        records[0], household_id="ws_out", county_code="530102", village_code="530102001001"
+    )
+    assert (
+        server.request("POST", "/score", {"households": [inside]}, keys["scorer_532328"])[0] == 200
+    )
+    before = ledger.count()
+    status, body = server.request(
+        "POST", "/score", {"households": [inside, outside]}, keys["scorer_532328"]
+    )
+    assert status == 403, body
+    assert [(p["index"], p["field"]) for p in body["problems"]] == [(1, "county_code")]
+    assert "530102" in body["problems"][0]["problem"]
+    assert ledger.count() == before, "nothing of a refused request is stored"
+
+
+def test_moving_a_household_is_an_admins_act(server, records, keys, ledger):
+    home = dict(
+        records[1],
+        household_id="mover_1",
+        county_code="532328",
+        village_code="532328101201",
+        period="2024-06",
+    )
+    away = dict(home, county_code="530102", village_code="530102001001", period="2025-06")
+    assert server.request("POST", "/score", {"households": [home]}, keys["scorer"])[0] == 200
+    before = ledger.count()
+    status, body = server.request("POST", "/score", {"households": [away]}, keys["scorer"])
+    assert status == 409, body
+    assert (
+        body["problems"][0]["field"] == "county_code" and "532328" in body["problems"][0]["problem"]
+    )
+    assert ledger.count() == before
+    path = "/households/mover_1/decisions"
+    assert server.request("GET", path, token=keys["caseworker_county"])[0] == 200
+    move = {
+        "county_code": "530102",
+        "village_code": "530102001001",
+        "reason": "relocated (易地搬迁)",
+    }
+    assert server.request("POST", "/admin/households/mover_1/move", move, keys["scorer"])[0] == 403
+    status, moved = server.request("POST", "/admin/households/mover_1/move", move, keys["admin"])
+    assert status == 200, moved
+    assert (moved["from_county"], moved["to_county"]) == ("532328", "530102")
+    assert server.request("GET", path, token=keys["caseworker_county"])[0] == 404, (
+        "the history moved with it"
+    )
+    assert server.request("POST", "/score", {"households": [away]}, keys["scorer"])[0] == 200
+    bad = {"county_code": "530102", "village_code": "532328101201", "reason": ""}
+    status, refused = server.request("POST", "/admin/households/mover_1/move", bad, keys["admin"])
+    assert status == 422 and {p["field"] for p in refused["problems"]} == {"village_code", "reason"}
+    assert server.request("POST", "/admin/households/nobody/move", move, keys["admin"])[0] == 404

@@ -21,9 +21,11 @@ def add(
     key_id: str = typer.Option(
         ..., "--id", help="a name for the key, shown in logs and the ledger"
     ),
-    role: str = typer.Option(..., "--role", help="scorer, caseworker or admin"),
+    role: str = typer.Option(..., "--role", help="scorer, caseworker, admin or metrics"),
     county: list[str] = typer.Option(
-        [], "--county", help="6-digit county code a caseworker may read (repeatable)"
+        [],
+        "--county",
+        help="6-digit county code a caseworker may read, or a scorer may write (repeatable; a scorer without any writes every county)",
     ),
     village: list[str] = typer.Option(
         [], "--village", help="12-digit village code a caseworker may read (repeatable)"

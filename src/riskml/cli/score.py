@@ -77,6 +77,12 @@ def score(
     caller: str | None = typer.Option(
         None, help="caller recorded in the ledger (default batch:<user>)"
     ),
+    run_id: str | None = typer.Option(
+        None,
+        "--run-id",
+        help="with --ledger: the run's id (default: from the input's bytes, model, rules and "
+        "explain mode, so a rerun after a crash resumes); give a new one to store a new run",
+    ),
     summary_json: Path | None = typer.Option(
         None, "--summary-json", help="also write the run summary here (JSON)"
     ),
@@ -109,7 +115,7 @@ def score(
                                  chunk_rows, rules_file, console, quiet)  # fmt: skip
         else:
             summary = _run_local(input_file, out, model, explain, ledger, rejects, chunk_rows,
-                                 workers, rules_file, caller, console, quiet)  # fmt: skip
+                                 workers, rules_file, caller, console, quiet, run_id)  # fmt: skip
     except batch.BatchError as exc:
         fail(f"cannot score: {exc}")
     except RulesFileError as exc:
@@ -133,7 +139,7 @@ def _check_input(input_file: Path, engine: str) -> None:
 
 
 def _run_local(input_file, out, model_uri, explain, ledger, rejects, chunk_rows, workers,
-               rules_file, caller, console, quiet):  # fmt: skip  # noqa: ANN001, ANN202
+               rules_file, caller, console, quiet, run_id=None):  # fmt: skip  # noqa: ANN001, ANN202
     from rich.progress import Progress
 
     from riskml.policy.rules import RuleSet
@@ -168,6 +174,7 @@ def _run_local(input_file, out, model_uri, explain, ledger, rejects, chunk_rows,
             chunk_rows=chunk_rows,
             workers=workers,
             progress=progress,
+            run_id=run_id,
         )
     summary.timings["total_with_model_load"] = time.perf_counter() - t0
     return summary

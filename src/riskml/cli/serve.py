@@ -12,6 +12,14 @@ from riskml import config
 from riskml.cli.app import app
 
 
+def banner(model_name: str, alias: str, host: str, port: int, ledger: str, tracking: str) -> str:
+    """The line ``riskml serve`` prints: what it serves, where; the URLs without their passwords."""
+    return (
+        f"serving {model_name}@{alias} on http://{host}:{port} "
+        f"(ledger {config.redact_url(ledger)}, registry {config.redact_url(tracking)})"
+    )
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to bind (loopback by default)"),
@@ -43,6 +51,6 @@ def serve(
         "--host", host, "--port", str(port),
     ]  # fmt: skip
     typer.echo(
-        f"serving {model_name}@{alias} on http://{host}:{port} (ledger {config.ledger_url()})"
+        banner(model_name, alias, host, port, env["RISKML_LEDGER_URL"], env["MLFLOW_TRACKING_URI"])
     )
     os.execvpe(cmd[0], cmd, env)

@@ -63,7 +63,7 @@ __all__ = [
     "new_token",
 ]
 
-ROLES = ("scorer", "caseworker", "admin")
+ROLES = ("scorer", "caseworker", "admin", "metrics")
 TOKEN_PREFIX = "rk_"
 ENV_FILE = "RISKML_API_KEYS_FILE"
 ENV_KEYS = "RISKML_API_KEYS"
@@ -123,7 +123,12 @@ def default_keys_file() -> Path:
 # --------------------------------------------------------------------------- principal
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's id, role and (for a caseworker) scope."""
+    """Who is calling: the key's id, role and scope.
+
+    A caseworker's counties and villages are what it may read; a scorer's
+    counties, when it has any, are the only ones it may write (none: any county,
+    e.g. a provincial platform). A ``metrics`` key reads ``/metrics`` only.
+    """
 
     id: str
     role: str
@@ -135,6 +140,17 @@ class Principal:
 
     def can_admin(self) -> bool:
         return self.role == "admin"
+
+    def can_read_metrics(self) -> bool:
+        return self.role in ("admin", "metrics")
+
+    def can_write(self, county_code: str) -> bool:
+        """May this caller score a record of this county?"""
+        if self.role == "admin":
+            return True
+        if self.role != "scorer":
+            return False
+        return not self.counties or county_code in self.counties
 
     def can_read(self, county_code: str | None, village_code: str | None) -> bool:
         """May this caller read a decision of this county and village?"""
@@ -250,8 +266,10 @@ def _parse_entries(raw: Any, source: str) -> tuple[list[KeyEntry], list[str]]:
         villages = _codes(item.get("villages"), "villages", _VILLAGE, 12, where, problems)
         if role == "caseworker" and not counties and not villages and len(problems) == before:
             problems.append(f"{where}: a caseworker key needs counties and/or villages")
-        if role in ("scorer", "admin") and (counties or villages):
-            problems.append(f"{where}: counties/villages apply to caseworker keys only")
+        if role in ("admin", "metrics") and (counties or villages):
+            problems.append(f"{where}: counties/villages apply to caseworker and scorer keys only")
+        if role == "scorer" and villages:
+            problems.append(f"{where}: a scorer key is scoped by counties, not villages")
         if len(problems) == before:
             entries.append(KeyEntry(key_id, hashed, role, counties, villages, source))
     return entries, problems

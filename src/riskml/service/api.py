@@ -1,4 +1,4 @@
-"""HTTP routes beside ``POST /score``: probes, model info, decision reads, admin reload.
+"""HTTP routes beside ``POST /score``: model info, decision reads, admin reload, metrics.
 
 A FastAPI app mounted on the BentoML service (``riskml.service.bento``); every
 route is a thin translation to ``riskml.service.core.ScoringService``. The service
@@ -10,21 +10,28 @@ that wrap the app live in ``riskml.service.middleware`` and are re-exported here
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from riskml.service import state
 from riskml.service.middleware import (
+    METRICS,
+    METRICS_CONTENT_TYPE,
     AccessLogMiddleware,
     BodyLimitMiddleware,
     JsonBodyMiddleware,
     JsonErrorsMiddleware,
     KeyRequiredMiddleware,
+    MetricsMiddleware,
     ProbeMiddleware,
     install_log_redaction,
+    metrics_text,
+    route_template,
 )
 from riskml.service.state import current
 
@@ -32,12 +39,14 @@ if TYPE_CHECKING:  # the heavy modules load in the worker, with the service
     from riskml.service.core import Reply, ScoringService
 
 __all__ = [
+    "METRICS",
     "NO_STORE",
     "AccessLogMiddleware",
     "BodyLimitMiddleware",
     "JsonBodyMiddleware",
     "JsonErrorsMiddleware",
     "KeyRequiredMiddleware",
+    "MetricsMiddleware",
     "ProbeMiddleware",
     "app",
     "bind",
@@ -45,6 +54,7 @@ __all__ = [
     "install_log_redaction",
     "mount_pages",
     "respond",
+    "route_template",
 ]
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -113,3 +123,37 @@ def household_decisions(
 @app.post("/admin/reload")
 def admin_reload(authorization: str | None = Header(default=None)) -> JSONResponse:
     return respond(current().reload(authorization))
+
+
+@app.post("/admin/households/{household_id}/move")
+async def move_household(
+    household_id: str, request: Request, authorization: str | None = Header(default=None)
+) -> JSONResponse:
+    """An admin moves a household to another county and village; kept in the ledger."""
+    raw = await request.body()  # the body limit middleware bounds it
+    try:
+        body: Any = json.loads(raw) if raw.strip() else None
+    except (ValueError, RecursionError):
+        body = None  # refused as "(body) must be a JSON object"
+    reply = await run_in_threadpool(current().move_household, household_id, body, authorization)
+    return respond(reply)
+
+
+@app.get("/metrics")
+def metrics(authorization: str | None = Header(default=None)) -> Response:
+    """riskml's Prometheus metrics, for an ``admin`` or a ``metrics`` key (401 without a valid key,
+    403 for another role). Labels are route templates, never paths: no household id."""
+    principal = current().authenticate(authorization)
+    if principal is None:
+        return JSONResponse(
+            {"error": "missing or invalid API key"},
+            status_code=401,
+            headers={**NO_STORE, "WWW-Authenticate": "Bearer"},
+        )
+    if not principal.can_read_metrics():
+        return JSONResponse(
+            {"error": f"role {principal.role} may not read metrics"},
+            status_code=403,
+            headers=NO_STORE,
+        )
+    return Response(metrics_text(), media_type=METRICS_CONTENT_TYPE, headers=NO_STORE)

@@ -15,19 +15,20 @@ import json  # noqa: E402
 from typing import Any  # noqa: E402
 
 import bentoml  # noqa: E402
+import prometheus_client as prom  # noqa: E402
 
 # light at import: BentoML's supervisor process imports this module for its configuration
 # only; the model, the ledger and the pages load in the worker (HouseholdRisk.__init__)
 from riskml.service import api as web  # noqa: E402
 
-FLAGS = bentoml.metrics.Counter(
-    name="riskml_flags",
-    documentation="Flagged households by rule and by risk level",
-    labelnames=["kind", "value"],
+# in riskml's registry, served at GET /metrics (riskml.service.api)
+FLAGS = prom.Counter(
+    "riskml_flags",
+    "Flagged households by rule and by risk level",
+    ["kind", "value"],
+    registry=web.METRICS,
 )
-SCORED = bentoml.metrics.Counter(
-    name="riskml_scored", documentation="Households scored", labelnames=["level"]
-)
+SCORED = prom.Counter("riskml_scored", "Households scored", ["level"], registry=web.METRICS)
 
 
 class _NotJson:
@@ -62,6 +63,10 @@ def _count(results: list[dict[str, Any]]) -> None:
     http={"port": int(os.environ.get("RISKML_PORT", "3000"))},
     # BentoML's access log writes raw paths (household ids); riskml.web logs redacted ones
     logging={"access": {"enabled": False}},
+    # BentoML's metrics label series with raw paths (household ids, any path a client
+    # sends) and answer outside the key guard: off, and its /metrics route with them;
+    # riskml serves its own, by route template (riskml.service.api)
+    metrics={"enabled": False},
 )
 @bentoml.asgi_app(web.app, path="/")
 class HouseholdRisk:
@@ -71,6 +76,7 @@ class HouseholdRisk:
         web.install_log_redaction()
         self.core = ScoringService(on_decisions=_count)
         web.bind(self.core)
+        web.route_template("/")  # the metrics' route table, read now rather than in a request
 
     def __is_ready__(self) -> bool:
         return self.core.readiness().status == 200
@@ -98,11 +104,13 @@ class HouseholdRisk:
         return reply.body
 
 
-# outermost first: the probes and the contract answer before the key guard; a body over
-# the limit, or not JSON where JSON is due, is refused (and logged) before anything parses it
+# outermost first: every request is counted; the probes and the contract answer before the
+# key guard; a body over the limit, or not JSON where JSON is due, is refused (and logged)
+# before anything parses it
+HouseholdRisk.add_asgi_middleware(web.MetricsMiddleware)
 HouseholdRisk.add_asgi_middleware(web.ProbeMiddleware)
+HouseholdRisk.add_asgi_middleware(web.AccessLogMiddleware)  # outside the key guard: 401s logged
 HouseholdRisk.add_asgi_middleware(web.KeyRequiredMiddleware)
-HouseholdRisk.add_asgi_middleware(web.AccessLogMiddleware)
 HouseholdRisk.add_asgi_middleware(web.JsonErrorsMiddleware)
 HouseholdRisk.add_asgi_middleware(web.BodyLimitMiddleware)
 HouseholdRisk.add_asgi_middleware(web.JsonBodyMiddleware)

@@ -10,16 +10,13 @@ before answering. ``riskml.service.bento`` (BentoML) and ``riskml.service.api``
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from riskml import config
@@ -31,6 +28,7 @@ from riskml.model.risk_model import RiskModel
 from riskml.policy.rules import RuleSet
 from riskml.scoring.decide import ModelInfo, decide, ledger_entry
 from riskml.service.access import KeyStore, LiveKeys, Principal
+from riskml.service.loading import LoadedModel, Settings, fetch_model
 from riskml.store.ledger import (
     IDEMPOTENCY_KEY_RULE,
     IdempotencyConflict,
@@ -45,37 +43,6 @@ NO_KEYS = KeyStore()  # in force while the keys fail: nobody authenticates
 MAX_RECORDS = 1000
 MAX_PROBLEMS = 100  # problems listed in a 422 (problems_total counts them all)
 EXPLAIN_MODES = ("flagged", "all", "none")
-
-
-@dataclass
-class Settings:
-    model_name: str = config.REGISTERED_MODEL_NAME
-    alias: str = "champion"
-    tracking_uri: str = ""
-    cache_dir: Path = config.STATE_DIR / "model-cache"
-    ledger_url: str = ""
-    keys_file: str | None = None
-    rules_file: str | None = None
-
-    @classmethod
-    def from_env(cls) -> Settings:
-        return cls(
-            model_name=os.environ.get("RISKML_MODEL_NAME", config.REGISTERED_MODEL_NAME),
-            alias=os.environ.get("RISKML_MODEL_ALIAS", "champion"),
-            tracking_uri=config.tracking_uri(),
-            cache_dir=Path(os.environ.get("RISKML_MODEL_CACHE", config.STATE_DIR / "model-cache")),
-            ledger_url=config.ledger_url(),
-            keys_file=os.environ.get("RISKML_API_KEYS_FILE"),
-            rules_file=os.environ.get("RISKML_RULES_FILE"),
-        )
-
-
-@dataclass
-class LoadedModel:
-    model: RiskModel
-    info: dict[
-        str, Any
-    ]  # name, version, alias, run_id, source ("registry" or "cache"), metrics, ...
 
 
 @dataclass
@@ -112,78 +79,21 @@ def _conflict(exc: Any) -> dict[str, Any]:
     )
 
 
-def _refused(error: str, problems: list[dict[str, Any]], total: int | None = None) -> Reply:
-    """A 422 listing the first MAX_PROBLEMS problems and counting them all."""
+def _refused(
+    error: str, problems: list[dict[str, Any]], total: int | None = None, status: int = 422
+) -> Reply:
+    """A refusal (422 by default) listing the first MAX_PROBLEMS problems and counting them all."""
     total = len(problems) if total is None else total
     body: dict[str, Any] = {"error": error, "problems": problems[:MAX_PROBLEMS]}
     body["problems_total"] = total
-    return Reply(422, body)
+    return Reply(status, body)
 
 
-# --------------------------------------------------------------------------- model loading
-def _sqlite_path(uri: str) -> Path | None:
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :])
-    return None
-
-
-def _registry_reachable(uri: str) -> bool:
-    """A SQLite registry whose file is gone is unreachable (MLflow would silently create an empty one)."""
-    path = _sqlite_path(uri)
-    return path is None or path.exists()
-
-
-def fetch_model(settings: Settings) -> LoadedModel:
-    """The model behind the alias, from the registry (refreshing the cache) or, failing that, the cache."""
-    cache = Path(settings.cache_dir) / settings.model_name / settings.alias
-    reason = None
-    if _registry_reachable(settings.tracking_uri):
-        try:
-            return _from_registry(settings, cache)
-        except Exception as exc:  # registry down, alias missing, download failed
-            reason = f"registry unavailable ({type(exc).__name__}: {str(exc)[:200]})"
-    else:
-        reason = f"registry unavailable (no tracking store at {settings.tracking_uri})"
-    if (cache / "info.json").exists():
-        info = json.loads((cache / "info.json").read_text())
-        info["source"] = "cache"
-        info["cache_reason"] = reason
-        model = RiskModel.load(cache / "model" / "artifacts" / "risk_model")
-        log.warning("serving the cached copy of %s v%s: %s", info["name"], info["version"], reason)
-        return LoadedModel(model, info)
-    raise RuntimeError(f"no model: {reason}; and no cached copy in {cache}")
-
-
-def _from_registry(settings: Settings, cache: Path) -> LoadedModel:
-    os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
-    from riskml.training import registry
-
-    alias_info = registry.resolve_alias(settings.model_name, settings.alias)
-    info_file = cache / "info.json"
-    cached = json.loads(info_file.read_text()) if info_file.exists() else {}
-    if cached.get("version") != alias_info["version"] or not (cache / "model").exists():
-        tmp = cache.parent / f".{settings.alias}.{uuid.uuid4().hex}"
-        registry.download_model(settings.model_name, alias_info["version"], tmp / "model")
-        run = registry.client_().get_run(alias_info["run_id"]) if alias_info.get("run_id") else None
-        metrics = dict(run.data.metrics) if run else {}
-        headline = {
-            k: v
-            for k, v in metrics.items()
-            if k.startswith(("test_", "model_recall", "oracle_roc", "rules_"))
-        }
-        info = {
-            **alias_info,
-            "metrics": headline,
-            "downloaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        (tmp / "info.json").write_text(json.dumps(info, indent=2))
-        if cache.exists():
-            shutil.rmtree(cache)
-        tmp.rename(cache)  # the cache switches whole or not at all
-    info = json.loads(info_file.read_text())
-    info["source"] = "registry"
-    model = RiskModel.load(cache / "model" / "artifacts" / "risk_model")
-    return LoadedModel(model, info)
+NOT_FOUND = {"error": "no such household or decision in your key's scope"}
+MOVE_RULE = (
+    "the household is registered in county {county} village {village}; moving it is an "
+    "admin's act (POST /admin/households/{{household_id}}/move), not a scorer's"
+)
 
 
 # --------------------------------------------------------------------------- the service
@@ -204,14 +114,31 @@ class ScoringService:
         self._load_error: str | None = None
         self._reload_lock = threading.Lock()
         self.load()
+        # the ledger's writability, checked off the request path (readiness answers from it)
+        self._ledger_ok = self.ledger.writable()
+        self._closed = threading.Event()
+        threading.Thread(target=self._watch_ledger, name="riskml-ledger-check", daemon=True).start()
+
+    LEDGER_CHECK_S = 2.0
+
+    def _watch_ledger(self) -> None:
+        while not self._closed.wait(self.LEDGER_CHECK_S):
+            try:
+                self._ledger_ok = self.ledger.writable()
+            except Exception:  # any failure to check is "not writable"
+                self._ledger_ok = False
+
+    def close(self) -> None:
+        """Stop the background ledger check (the ledger itself is left open)."""
+        self._closed.set()
 
     # ---------------------------------------------------------------- model
     def load(self) -> None:
         try:
             loaded = fetch_model(self.settings)
         except Exception as exc:
-            self._load_error = str(exc)
-            log.error("model not loaded: %s", exc)
+            self._load_error = config.redact_urls(str(exc))
+            log.error("model not loaded: %s", self._load_error)
             return
         loaded.info["alias"] = self.settings.alias
         loaded.info["loaded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -262,7 +189,7 @@ class ScoringService:
 
     def readiness(self) -> Reply:
         loaded = self._loaded
-        ledger_ok = self.ledger.writable()
+        ledger_ok = self._ledger_ok  # refreshed every LEDGER_CHECK_S by a background thread
         body: dict[str, Any] = {"ready": bool(loaded) and ledger_ok, "ledger_writable": ledger_ok}
         if loaded is None:
             body["model"] = None
@@ -318,7 +245,11 @@ class ScoringService:
                 loaded = fetch_model(self.settings)
             except Exception as exc:
                 return Reply(
-                    503, {"error": f"reload failed, still serving version {before}: {exc}"}
+                    503,
+                    {
+                        "error": f"reload failed, still serving version {before}: "
+                        f"{config.redact_urls(str(exc))}"
+                    },
                 )
             loaded.info["alias"] = self.settings.alias
             loaded.info["loaded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -346,7 +277,7 @@ class ScoringService:
         allowed = {
             "score": principal.can_score(),
             "admin": principal.can_admin(),
-            "read": principal.role != "scorer",
+            "read": principal.role in ("caseworker", "admin"),
         }
         if not allowed[need]:
             return principal, Reply(403, {"error": f"role {principal.role} may not {need}"})
@@ -408,6 +339,9 @@ class ScoringService:
                     for i, rule in uncovered.items()
                 ],
             )
+        refused = self._where_refused(principal, households)
+        if refused is not None:
+            return refused
         # strictly validated once: the JSON values are the record (no coercion happened)
         records = Columns.from_records(households, validated=True)
         previous = previous_from_ledger(self.ledger, records)
@@ -440,6 +374,87 @@ class ScoringService:
         for res in results:
             res.pop("contributions", None)
         return Reply(200, {"results": results, "request_id": request_id})
+
+    def _where_refused(
+        self, principal: Principal, households: list[dict[str, Any]]
+    ) -> Reply | None:
+        """403 for records outside the key's write scope; 409 for a household somewhere else
+        than where it is registered (moving it is an admin's act); None when all may be written."""
+
+        def hid(i: int) -> str | None:
+            return schema.pseudonymous_id(households[i]["household_id"])
+
+        outside = [
+            _problem(
+                i,
+                "county_code",
+                f"county {r['county_code']} is outside this key's write scope",
+                hid(i),
+            )
+            for i, r in enumerate(households)
+            if not principal.can_write(r["county_code"])
+        ]
+        if outside:
+            return _refused(
+                f"{len(outside)} record(s) outside this key's counties; nothing was scored",
+                outside,
+                status=403,
+            )
+        try:
+            registered = self.ledger.locations([r["household_id"] for r in households])
+        except LedgerError:
+            return Reply(
+                503, {"error": "the decision ledger could not be read; nothing was scored"}
+            )
+        moved = []
+        for i, r in enumerate(households):
+            at = registered.get(r["household_id"])
+            if at is not None and (r["county_code"], r["village_code"]) != at:
+                field_ = "county_code" if r["county_code"] != at[0] else "village_code"
+                rule = MOVE_RULE.format(county=at[0], village=at[1])
+                moved.append(_problem(i, field_, rule, hid(i)))
+        if moved:
+            return _refused(
+                f"{len(moved)} record(s) of households registered elsewhere; nothing was scored",
+                moved,
+                status=409,
+            )
+        return None
+
+    def move_household(self, household_id: str, body: Any, authorization: str | None) -> Reply:
+        """An admin moves a household to another county and village (kept in the ledger)."""
+        principal, denied = self._authorize(authorization, "admin")
+        if denied:
+            return denied
+        problems = _move_problems(body)
+        if problems:
+            return _refused("invalid move", problems)
+        if not self.ledger.locations([household_id]):
+            return Reply(404, NOT_FOUND)
+        to = (body["county_code"], body["village_code"])
+        try:
+            move = self.ledger.record_move(
+                household_id, to, body["reason"].strip(), f"{principal.role}:{principal.id}"
+            )
+        except LedgerError:
+            return Reply(
+                503, {"error": "the decision ledger could not be written; nothing was moved"}
+            )
+        return Reply(
+            200,
+            {
+                k: move[k]
+                for k in (
+                    "household_id",
+                    "from_county",
+                    "from_village",
+                    "to_county",
+                    "to_village",
+                    "reason",
+                    "created_at",
+                )
+            },
+        )
 
     @staticmethod
     def _check_envelope(body: Any) -> list[dict[str, Any]]:
@@ -474,9 +489,10 @@ class ScoringService:
             return denied
         d = self.ledger.get(decision_id)
         if d is None:
-            return Reply(404, {"error": "no such decision"})
-        if not principal.can_read(d["county_code"], d["village_code"]):
-            return Reply(403, {"error": "this household is outside your key's scope"})
+            return Reply(404, NOT_FOUND)
+        here = self.ledger.locations([d["household_id"]]).get(d["household_id"])
+        if not principal.can_read(*(here or (d["county_code"], d["village_code"]))):
+            return Reply(404, NOT_FOUND)  # one answer: out of scope says nothing of existence
         self.ledger.log_access(
             principal.id, principal.role, "read_decision", household_id=d["household_id"]
         )
@@ -486,13 +502,41 @@ class ScoringService:
         principal, denied = self._authorize(authorization, "read")
         if denied:
             return denied
+        here = self.ledger.locations([household_id]).get(household_id)
+        if here is None or not principal.can_read(*here):
+            return Reply(404, NOT_FOUND)  # one answer for unknown and out of scope
         history = self.ledger.household_history(household_id)
-        if not history:
-            return Reply(404, {"error": "no decisions for this household"})
-        latest = history[-1]
-        if not principal.can_read(latest["county_code"], latest["village_code"]):
-            return Reply(403, {"error": "this household is outside your key's scope"})
         self.ledger.log_access(
             principal.id, principal.role, "read_household", household_id=household_id
         )
         return Reply(200, {"household_id": household_id, "decisions": history})
+
+
+def _move_problems(body: Any) -> list[dict[str, Any]]:
+    """A move's body: county_code, village_code (inside it, known province) and a reason."""
+    if not isinstance(body, dict):
+        return [
+            _problem(None, "(body)", "must be a JSON object with county_code, village_code, reason")
+        ]
+    out = [
+        _problem(None, k, "unknown field")
+        for k in sorted(set(body) - {"county_code", "village_code", "reason"})
+    ]
+    by_name = {f.name: f for f in schema.FIELDS}
+    for name in ("county_code", "village_code"):
+        v = body.get(name)
+        pattern = by_name[name].pattern or ""
+        if not isinstance(v, str) or not re.fullmatch(pattern, v):
+            out.append(_problem(None, name, f"must match {pattern}"))
+    county, village = body.get("county_code"), body.get("village_code")
+    if isinstance(county, str) and isinstance(village, str) and not out:
+        out += [
+            _problem(None, f, rule)
+            for f, rule in schema.cross_field_problems(
+                {"county_code": county, "village_code": village}
+            )
+        ]
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+        out.append(_problem(None, "reason", "say why the household moves (1 to 500 characters)"))
+    return out

@@ -1,9 +1,10 @@
-"""The ASGI middlewares around the app: probes and the contract, the API-key guard, the
-redacted access log, JSON errors for the web stack's own 404/405, the request-body limit
-and JSON-only bodies for ``POST /score``.
+"""The ASGI middlewares around the app: request metrics by route template, probes and the
+contract, the API-key guard, the redacted access log, JSON errors for the web stack's own
+404/405, the request-body limit and JSON-only bodies for ``POST /score``.
 
-Also the log filter that keeps request bodies (household records) out of every
-log handler. They read the bound service from ``riskml.service.state``.
+Also riskml's Prometheus metrics (BentoML's own are off: they label series with raw paths,
+household ids included) and the log filter that keeps request bodies (household records)
+out of every log handler. They read the bound service from ``riskml.service.state``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ import logging
 import os
 import re
 import time
+from functools import cache
+
+import anyio
+import prometheus_client as prom
 
 from riskml.service import state
 
@@ -28,12 +33,18 @@ class ProbeMiddleware:
     and ``GET /docs.json`` and ``GET /openapi.json`` with riskml's OpenAPI document (BentoML's
     describes ``/score`` as ``{households: any, explain: any}``).
 
-    ``/readyz`` is 200 only when a model is loaded and the ledger is writable, and says
-    when the model came from the local cache because the registry was unreachable.
+    ``/readyz`` is 200 only when a model is loaded and the ledger is writable. Without an
+    admin key it says only that: ``{"ready": true|false}``; with one, also the model, the
+    ledger, when the model came from the local cache and why it is not ready (load errors
+    name paths and URIs: not for anyone). It is read in a worker thread, never on the event
+    loop, and at most ``PROBE_THREADS`` at once.
     """
+
+    PROBE_THREADS = 4
 
     def __init__(self, app):
         self.app = app
+        self._limiter: anyio.CapacityLimiter | None = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] in CONTRACT_PATHS:
@@ -41,22 +52,30 @@ class ProbeMiddleware:
 
             await _send(send, 200, openapi_text().encode("utf-8"), cache="no-cache")
             return
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "GET"
-            and scope["path"] in ("/healthz", "/readyz")
-        ):
-            service = state.bound()
-            if scope["path"] == "/healthz":
-                status, answer = 200, {"alive": True}
-            elif service is None:
-                status, answer = 503, {"ready": False, "reason": "starting"}
-            else:
-                reply = service.readiness()
-                status, answer = reply.status, reply.body
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/healthz":
+            await _send_json(send, 200, {"alive": True})
+            return
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/readyz":
+            if self._limiter is None:  # made in the event loop it serves
+                self._limiter = anyio.CapacityLimiter(self.PROBE_THREADS)
+            status, answer = await anyio.to_thread.run_sync(
+                readiness_answer, _header(scope, b"authorization"), limiter=self._limiter
+            )
             await _send_json(send, status, answer)
             return
         await self.app(scope, receive, send)
+
+
+def readiness_answer(authorization: str | None) -> tuple[int, dict]:
+    """``/readyz``: (status, body); the whole body for an admin key, only ``ready`` for anyone else."""
+    service = state.bound()
+    if service is None:
+        return 503, {"ready": False}
+    reply = service.readiness()
+    principal = service.authenticate(authorization) if authorization else None
+    if principal is not None and principal.can_admin():
+        return reply.status, reply.body
+    return reply.status, {"ready": bool(reply.body.get("ready"))}
 
 
 # answer without a key: the probes, and the caseworker pages (their own login and sessions)
@@ -319,10 +338,110 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            access_log.info(
-                "%s %s %s %.1fms", scope["method"], redact_path(scope["path"]), status["code"],
-                (time.perf_counter() - t0) * 1000,
+            # refusals of a key (401, 403) at WARNING: they reach the server's log
+            level = logging.WARNING if status["code"] in (401, 403) else logging.INFO
+            access_log.log(
+                level, "%s %s %s %.1fms", scope["method"], redact_path(scope["path"]),
+                status["code"], (time.perf_counter() - t0) * 1000,
             )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- metrics
+# riskml's own registry, this process's counts: the service runs one worker (bento.py).
+# With several, each worker would answer its own counts; prometheus_client's
+# MultiProcessCollector over $PROMETHEUS_MULTIPROC_DIR (which `bentoml serve` sets) would
+# then sum them.
+prom.disable_created_metrics()  # no *_created series beside each counter and histogram
+METRICS = prom.CollectorRegistry()
+REQUESTS = prom.Counter(
+    "riskml_http_requests",
+    "HTTP requests by route template (unmatched: no route), method and status",
+    ["route", "method", "status"],
+    registry=METRICS,
+)
+LATENCY = prom.Histogram(
+    "riskml_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template, method and status",
+    ["route", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+    registry=METRICS,
+)
+UNMATCHED = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
+def metrics_text() -> bytes:
+    """The Prometheus text exposition of riskml's metrics."""
+    return prom.generate_latest(METRICS)
+
+
+METRICS_CONTENT_TYPE = prom.CONTENT_TYPE_LATEST
+
+
+@cache
+def _route_patterns() -> tuple[dict[str, str], tuple[tuple[re.Pattern, str], ...]]:
+    """The service's routes, from its OpenAPI document (a test holds it equal to the routes
+    the app answers): literal paths, and a pattern per path with ``{parameters}``."""
+    from riskml.service.openapi import openapi_document  # the schema modules: worker only
+
+    literal, patterns = {}, []
+    for template in openapi_document()["paths"]:
+        if "{" not in template:
+            literal[template] = template
+        else:
+            parts = re.split(r"\{[^}/]+\}", template)
+            patterns.append((re.compile("[^/]+".join(map(re.escape, parts)) + r"\Z"), template))
+    return literal, tuple(patterns)
+
+
+def route_template(path: str) -> str:
+    """The route a path is an instance of (``/households/{household_id}/decisions``), or
+    ``unmatched``: never the path itself, so a label carries no id and the number of
+    series is bounded by the routes."""
+    literal, patterns = _route_patterns()
+    if path in literal:
+        return path
+    for pattern, template in patterns:
+        if pattern.match(path):
+            return template
+    return UNMATCHED
+
+
+class MetricsMiddleware:
+    """Counts every request and times it, by route template, method and status.
+
+    Outermost of riskml's middlewares: probes, refused keys (401) and bodies (413, 415)
+    count too, and an error the app raises as the 500 the web stack answers. BentoML's own
+    429 (the concurrency cap) and 504 (the timeout) are answered outside it: a request the
+    cap refuses is not counted, one cut by the timeout counts with status ``none``.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = {"code": "none"}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"] = str(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:  # the web stack answers it 500, outside this middleware
+            if status["code"] == "none":
+                status["code"] = "500"
+            raise
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            labels = (route_template(scope["path"]), method, status["code"])
+            REQUESTS.labels(*labels).inc()
+            LATENCY.labels(*labels).observe(time.perf_counter() - t0)
 
 
 class _NoExceptionDetail(logging.Filter):

@@ -245,6 +245,8 @@ WHEN = {
     "nothing was scored or stored",
     422: "a malformed envelope or record, a duplicate (household_id, period), or a period "
     "without a reference line in force",
+    409: "a record of a household registered at another county or village (moving it is an "
+    "admin's act: POST /admin/households/{household_id}/move); nothing was scored",
     429: "the service's concurrency cap is reached; retry later",
     503: "no model loaded, the ledger unavailable, or the service starting",
     504: "not answered within the service's timeout (60 s)",
@@ -316,7 +318,7 @@ def _score() -> dict[str, Any]:
     )
     op = _op(
         "score", "scoring", "Score 1 to 1,000 household records", BEARER,
-        {"200": ok, **_errors(400, *KEYED, 403, 413, 415, 422, 504)},
+        {"200": ok, **_errors(400, *KEYED, 403, 409, 413, 415, 422, 504)},
         description="Rules beside the calibrated score: decision, risk types, reasons (zh/en), "
         "measures and monitoring type per household. Roles: scorer, admin. A refused request "
         "scores and stores nothing.",
@@ -351,6 +353,31 @@ def _score() -> dict[str, Any]:
     return op
 
 
+def _code(name: str) -> dict[str, Any]:
+    field_ = next(f for f in schema.FIELDS if f.name == name)
+    return {"type": "string", "pattern": field_.pattern}
+
+
+MOVE = {
+    "type": "object", "additionalProperties": False,
+    "required": ["county_code", "village_code", "reason"],
+    "properties": {
+        "county_code": _code("county_code"), "village_code": _code("village_code"),
+        "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "\\S"},
+    },
+    "x-riskml-rules": ["village_code starts with county_code", "county_code's first two digits are a province"],
+}  # fmt: skip
+MOVED = {
+    "type": "object",
+    "required": ["household_id", "to_county", "to_village", "reason", "created_at"],
+    "properties": {
+        "household_id": STR, "from_county": {"type": ["string", "null"]},
+        "from_village": {"type": ["string", "null"]}, "to_county": STR, "to_village": STR,
+        "reason": STR, "created_at": STR,
+    },
+}  # fmt: skip
+
+
 def _api_paths() -> dict[str, Any]:
     probe = "No key; exempt from the concurrency cap."
     readiness = _ref("Readiness")
@@ -383,6 +410,16 @@ def _api_paths() -> dict[str, Any]:
             {"200": _json(_ref("Reloaded"), "reloaded"), **_errors(*KEYED, 403, 413)},
             description="Role: admin. No body. 503: the reload failed; the previous version "
             "still serves.")},
+        "/admin/households/{household_id}/move": {"post": _op(
+            "move_household", "admin", "Move a household to another county and village",
+            BEARER, {"200": _json(MOVED, "moved; kept in the ledger (insert-only)"),
+                     **_errors(*KEYED, 403, 404, 413, 422)},
+            description="Role: admin. A scorer's record of a household at another place than "
+            "where it is registered is refused (409) until an admin moves it; its history and "
+            "its caseworkers' view move with it. 404: no such household.",
+            parameters=[_in_path("household_id", "the pseudonymous household id")],
+            requestBody={"required": True, "content": {"application/json": {"schema": MOVE}}},
+        )},
         "/healthz": {"get": _op("healthz", "probes", "Alive", OPEN,
                                 {"200": _json(_ref("Alive"), "the process answers")},
                                 description=probe)},
@@ -390,13 +427,18 @@ def _api_paths() -> dict[str, Any]:
                               {"200": _text("text/plain", "the process answers")},
                               description=probe)},
         "/readyz": {"get": _op(
-            "readyz", "probes", "Ready: a model loaded and the ledger writable", OPEN,
-            {"200": _json(readiness, "ready (a warning when serving the cached copy)"),
-             "503": _json(readiness, "not ready, and why")}, description=probe)},
+            "readyz", "probes", "Ready: a model loaded and the ledger writable", [{}, *BEARER],
+            {"200": _json(readiness, "ready (with an admin key: a warning when serving the "
+                          "cached copy)"),
+             "503": _json(readiness, "not ready (with an admin key: why)")},
+            description="No key needed; exempt from the concurrency cap. Without an admin key "
+            "the answer is only `ready`; with one, also the model, the ledger and the reasons.")},
         "/metrics": {"get": _op(
             "metrics", "probes", "Prometheus metrics", BEARER,
-            {"200": _text("text/plain", "Prometheus text format"), **_errors(401, 503)},
-            description="Any valid key; exempt from the concurrency cap.")},
+            {"200": _text("text/plain", "Prometheus text format"), **_errors(401, 403, 503)},
+            description="Roles: admin, metrics; exempt from the concurrency cap. Series are "
+            "labelled by route template (`/households/{household_id}/decisions`; `unmatched` "
+            "for a path the service does not serve) and status, never by path.")},
         "/docs.json": {"get": {**doc, "operationId": "openapi_docs"}},
         "/openapi.json": {"get": doc},
         # BentoML's own pages
@@ -493,7 +535,7 @@ def _document_text() -> str:
             "schemas": component_schemas(),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an API key "
-                           "from `riskml keys add` (roles scorer, caseworker, admin)"},
+                           "from `riskml keys add` (roles scorer, caseworker, admin, metrics)"},
                 "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
                             "description": "the caseworker pages' signed session cookie"},
             },

@@ -44,7 +44,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from riskml import config
-from riskml.store import once
+from riskml.store import moves, once
 from riskml.store.engine import create_schema, make_engine
 from riskml.store.entries import (
     LedgerError,
@@ -355,6 +355,22 @@ class Ledger:
         """One decision with its JSON columns decoded, or None."""
         rows = self._read(select(decisions).where(decisions.c.decision_id == decision_id))
         return rows[0] if rows else None
+
+    def locations(self, household_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(county_code, village_code) where each known household is registered (``moves``)."""
+        try:
+            return moves.locations(self.engine, household_ids)
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"ledger read failed: {describe(exc)}") from exc
+
+    def record_move(
+        self, household_id: str, to: tuple[str, str], reason: str, caller: str
+    ) -> dict[str, Any]:
+        """Move a household to (county_code, village_code): an admin's act, stored insert-only."""
+        try:
+            return moves.record_move(self.engine, self._writer, household_id, to, reason, caller)
+        except SQLAlchemyError as exc:
+            raise _write_failed("a household move", exc) from exc
 
     def count(self) -> int:
         """Number of stored decisions."""

@@ -118,8 +118,28 @@ batch_decisions = Table(
     PrimaryKeyConstraint("run_id", "household_id", "period", name="pk_batch_decisions"),
 )
 
+# A household moved to another county or village: an admin's explicit act. Scoring a record of
+# a household somewhere else than where it is registered is refused (riskml.store.moves).
+household_moves = Table(
+    "household_moves",
+    metadata,
+    Column("move_id", String(32), primary_key=True),
+    Column("created_at", String(32), nullable=False),
+    Column("caller", String, nullable=False),
+    Column("household_id", String(64), nullable=False),
+    Column("from_county", String(6)),
+    Column("from_village", String(12)),
+    Column("to_county", String(6), nullable=False),
+    Column("to_village", String(12), nullable=False),
+    Column("reason", String(500), nullable=False),
+)
+Index("ix_household_moves_household", household_moves.c.household_id)
+
 # every table of the ledger is insert-only
-INSERT_ONLY = ("decisions", "access_log", "idempotency_keys", "batch_runs", "batch_decisions")
+INSERT_ONLY = (
+    "decisions", "access_log", "idempotency_keys", "batch_runs", "batch_decisions",
+    "household_moves",
+)  # fmt: skip
 
 DECISION_COLUMNS: tuple[str, ...] = tuple(c.name for c in decisions.columns)
 ACCESS_COLUMNS: tuple[str, ...] = tuple(c.name for c in access_log_table.columns)

@@ -139,7 +139,8 @@ def household_view(principal: Principal, household_id: str, lang: str) -> dict[s
     if not history:
         return None
     last = history[-1]
-    if not principal.can_read(last["county_code"], last["village_code"]):
+    here = state.current().ledger.locations([household_id]).get(household_id)
+    if not principal.can_read(*(here or (last["county_code"], last["village_code"]))):
         return None
     done = [d for d in history if d["status"] == "completed" and d["risk_level"] in LEVELS]
     if not done:
