@@ -90,9 +90,10 @@ def _refused(
 
 
 NOT_FOUND = {"error": "no such household or decision in your key's scope"}
+# names no place: a scorer learns only that the household is registered elsewhere
 MOVE_RULE = (
-    "the household is registered in county {county} village {village}; moving it is an "
-    "admin's act (POST /admin/households/{{household_id}}/move), not a scorer's"
+    "the household is registered at another {what}; moving it is an admin's act "
+    "(POST /admin/households/{{household_id}}/move), not a scorer's"
 )
 
 
@@ -411,7 +412,7 @@ class ScoringService:
             at = registered.get(r["household_id"])
             if at is not None and (r["county_code"], r["village_code"]) != at:
                 field_ = "county_code" if r["county_code"] != at[0] else "village_code"
-                rule = MOVE_RULE.format(county=at[0], village=at[1])
+                rule = MOVE_RULE.format(what="county" if field_ == "county_code" else "village")
                 moved.append(_problem(i, field_, rule, hid(i)))
         if moved:
             return _refused(
