@@ -81,3 +81,25 @@ def test_spark_local_mode_equals_the_local_engine(spark_input, registered, tmp_p
     rb = pd.read_parquet(tmp_path / "spark.rejects").sort_values("row")
     assert ra["row"].tolist() == rb["row"].tolist() == [7, 300, 1200, len(df) - 1]
     assert ra["reasons"].tolist() == rb["reasons"].tolist()
+
+
+def test_spark_takes_arrow_batches_larger_than_a_decide_block(sample_panel, registered, tmp_path):
+    """A partition whose Arrow batch holds more rows than one decide() block (DECIDE_ROWS):
+    the scored table has several chunks per column, which pyspark's Arrow writer refused
+    (``Cannot convert pyarrow.lib.ChunkedArray to pyarrow.lib.Array``) before."""
+    from riskml.scoring.batch.scorer import DECIDE_ROWS
+    from riskml.scoring.spark import DEFAULT_BATCH_ROWS, score_spark
+
+    assert len(sample_panel) > DECIDE_ROWS and DEFAULT_BATCH_ROWS > DECIDE_ROWS
+    src = tmp_path / "one-group.parquet"
+    sample_panel.to_parquet(src, index=False, row_group_size=len(sample_panel))
+    uri = "models:/household-risk@champion"
+    model, info = batch.load_model(uri)
+    local = batch.score_file(src, tmp_path / "local.parquet", model=model, info=info,
+                             ruleset=RuleSet.load())  # fmt: skip
+    on_spark = score_spark(src, tmp_path / "spark", model_uri=uri, master="local[1]")
+    assert on_spark.valid == local.valid == len(sample_panel)
+    a = pd.read_parquet(tmp_path / "local.parquet").sort_values(KEY).reset_index(drop=True)
+    b = pd.read_parquet(tmp_path / "spark").sort_values(KEY).reset_index(drop=True)
+    for col in COMPARED:
+        assert _plain(a[col]) == _plain(b[col]), f"column {col} differs"

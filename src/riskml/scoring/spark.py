@@ -162,7 +162,9 @@ def _score_batches(
                 pdf[prev_cols].to_numpy(dtype="float64", na_value=float("nan"))
             )
             table, _ = scorer.score(records, previous)
-            yield table.to_pandas()
+            # one chunk per column: pyspark builds its Arrow batch with RecordBatch.from_arrays,
+            # which takes no ChunkedArray (decide blocks of DECIDE_ROWS make several chunks)
+            yield table.combine_chunks().to_pandas()
 
     return run
 
