@@ -328,15 +328,18 @@ class ReferenceLines:
 
     def lookup(self, province_code: str, year: int) -> Lines:
         """The lines for one province and year (carried forward if the policy allows at December)."""
-        code = str(province_code).zfill(2)
-        got = self._resolve_pair((code, int(year)))
-        if got is None or (
-            got[2] != int(year) and (int(year) - got[2]) * 12 > self.carry_forward_months
-        ):
-            raise MissingReferenceError(
-                self.missing_message([(code, int(year))]), [(code, int(year))]
-            )
-        return Lines(code, int(year), got[0], got[1], got[2], got[3])
+        code, year = str(province_code).zfill(2), int(year)
+        res = (
+            self.resolve(np.array([int(code)]), np.array([year * 12 + 11]))
+            if code.isascii() and code.isdigit()
+            else None
+        )
+        if res is None or not res.covered[0]:
+            raise MissingReferenceError(self.missing_message([(code, year)]), [(code, year)])
+        return Lines(
+            code, year, float(res.monitoring[0]), float(res.dibao[0]), int(res.line_year[0]),
+            res.basis[0],
+        )  # fmt: skip
 
     def for_frame(self, province_codes: pd.Series, years: pd.Series) -> pd.DataFrame:
         """Vectorised lookup: a frame with ``monitoring_line`` and ``dibao_line`` per row.

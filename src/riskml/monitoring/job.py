@@ -402,7 +402,7 @@ def model_reference(uri: str) -> tuple[Any, dict[str, Any]]:
             run_id=resolved["run_id"],
         )
     else:
-        m = re.fullmatch(r"models:/([^/@]+)/(\d+)", uri)
+        m = re.fullmatch(r"models:/([^/@]+)/([0-9]+)", uri)
         if m:
             info.update(name=m.group(1), version=m.group(2))
     if getattr(model, "profile", None) is None:

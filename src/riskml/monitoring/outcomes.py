@@ -80,7 +80,7 @@ def outcomes_from_frame(df: pd.DataFrame, lines: Any = None) -> pd.DataFrame:
     full = all(f.name in df.columns for f in schema.FIELDS)
     hid = df["household_id"].astype(str)
     period = df["period"].astype(str)
-    if not period.str.fullmatch(r"(19|20)\d\d-(0[1-9]|1[0-2])").all():
+    if not period.str.fullmatch(schema.FIELD_BY_NAME["period"].pattern or "").all():
         raise ValueError("outcomes: every period must be YYYY-MM")
     if full:
         from riskml.data.reference import default_lines

@@ -40,7 +40,7 @@ def load_counties(path: str | Path | None = None) -> pd.DataFrame:
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise ValueError(f"county table {p} lacks column(s): {', '.join(missing)}")
-    bad = ~df["county_code"].str.fullmatch(r"\d{6}") | (
+    bad = ~df["county_code"].str.fullmatch(r"[0-9]{6}") | (
         df["county_code"].str.slice(0, 2) != df["province_code"]
     )
     if bad.any():

@@ -325,7 +325,7 @@ def _clean_filters(request: Request) -> dict[str, str | None]:
     level = q.get("level") or None
     risk_type = q.get("risk_type") or None
     return {
-        "village": village if village and re.fullmatch(r"\d{12}", village) else None,
+        "village": village if village and re.fullmatch(r"[0-9]{12}", village) else None,
         "level": level if level in LEVELS else None,
         "risk_type": risk_type if risk_type in RISK_TYPE_CODES else None,
         "show": "all" if q.get("show") == "all" else "flagged",
