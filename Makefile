@@ -50,6 +50,8 @@ keys: install
 		echo "API keys (shown once; hashes kept in $(KEYS)):"; \
 		echo "  scorer:     $$($(RISKML) keys add --id demo-scorer --role scorer --file $(KEYS) | tail -n1)"; \
 		echo "  caseworker: $$($(RISKML) keys add --id demo-caseworker --role caseworker --county 532328 --file $(KEYS) | tail -n1)"; \
+		echo "  township:   $$($(RISKML) keys add --id demo-township --role township --township 532328101 --file $(KEYS) | tail -n1)"; \
+		echo "  county:     $$($(RISKML) keys add --id demo-county --role county --county 532328 --file $(KEYS) | tail -n1)"; \
 		echo "  admin:      $$($(RISKML) keys add --id demo-admin --role admin --file $(KEYS) | tail -n1)"; \
 	fi
 

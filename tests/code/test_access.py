@@ -14,12 +14,12 @@ from riskml.cli import app
 from riskml.service.access import (
     KeyConfigError,
     KeyStore,
-    LiveKeys,
     Principal,
     add_key,
     hash_token,
     new_token,
 )
+from riskml.service.live_keys import LiveKeys
 from riskml.store.ledger import Ledger
 
 COUNTY_A = "530102"
@@ -291,7 +291,7 @@ def test_bad_env_json_is_an_error(monkeypatch):
         ({"counties": ["990101"]}, r"entry 'k1': counties: 990101 does not start with a province"),
         ({"villages": ["5301020010"]}, r"entry 'k1': villages: '5301020010' is not a 12-digit"),
         ({"villages": "530102001001x"}, r"entry 'k1': villages: .* is not a 12-digit"),
-        ({"counties": None}, r"entry 'k1': a caseworker key needs counties and/or villages"),
+        ({"counties": None}, r"entry 'k1': a caseworker key needs counties, townships and/or villages"),
         ({"colour": "red"}, r"entry 'k1': unknown key\(s\) colour"),
         ({"id": "has space"}, r"entry 'has space': id: required"),
     ],
@@ -317,7 +317,7 @@ def test_validation_reports_every_problem_and_entry_number():
     text = str(info.value)
     assert "entry #2: id: required" in text
     assert "entry #2: role: unknown role 'nobody'" in text
-    assert "entry 's': counties/villages apply to caseworker and scorer keys only" in text
+    assert "entry 's': counties/townships/villages do not apply to admin keys" in text
     assert "entry #4: must be a mapping" in text
 
 
@@ -368,7 +368,7 @@ def test_add_key_refuses_bad_entries_and_leaves_file_unchanged(tmp_path):
         add_key(path, "cw", "scorer")
     with pytest.raises(KeyConfigError, match="role: unknown role 'boss'"):
         add_key(path, "x", "boss")
-    with pytest.raises(KeyConfigError, match="needs counties and/or villages"):
+    with pytest.raises(KeyConfigError, match="needs counties, townships and/or villages"):
         add_key(path, "y", "caseworker")
     with pytest.raises(KeyConfigError, match="not a 6-digit code"):
         add_key(path, "z", "caseworker", counties=["12"])

@@ -19,8 +19,9 @@ from riskml.model.features import FEATURE_NAMES
 from riskml.model.reasons import FEATURE_LABELS
 from riskml.service import api as web
 from riskml.service import pages, state
-from riskml.service.access import KeyStore, LiveKeys, Principal, add_key, hash_token, new_token
+from riskml.service.access import KeyStore, Principal, add_key, hash_token, new_token
 from riskml.service.core import ScoringService, Settings
+from riskml.service.live_keys import LiveKeys
 from riskml.service.pages.session import FAILED, SESSION_MARK, EndedSessions
 from riskml.store.ledger import LedgerError
 

@@ -68,5 +68,7 @@ def read_input(path: Path) -> pd.DataFrame:
 
 
 # Each module adds its commands to `app` (or a sub-app) when imported.
-for _module in ("data", "simulate", "rules", "keys", "model", "score", "monitor", "serve", "lines"):
+for _module in (
+    "data", "simulate", "rules", "keys", "model", "score", "monitor", "serve", "lines", "cases",
+):  # fmt: skip
     importlib.import_module(f"riskml.cli.{_module}")

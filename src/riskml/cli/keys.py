@@ -21,7 +21,9 @@ def add(
     key_id: str = typer.Option(
         ..., "--id", help="a name for the key, shown in logs and the ledger"
     ),
-    role: str = typer.Option(..., "--role", help="scorer, caseworker, admin or metrics"),
+    role: str = typer.Option(
+        ..., "--role", help="scorer, caseworker, township, county, admin or metrics"
+    ),
     county: list[str] = typer.Option(
         [],
         "--county",
@@ -30,6 +32,11 @@ def add(
     village: list[str] = typer.Option(
         [], "--village", help="12-digit village code a caseworker may read (repeatable)"
     ),
+    township: list[str] = typer.Option(
+        [],
+        "--township",
+        help="9-digit township code (the first 9 digits of its villages) of a township or caseworker key (repeatable)",
+    ),
     file: Path | None = typer.Option(None, "--file", help=_FILE_HELP),
 ) -> None:
     """Create a key: its hash goes to the keys file, the token is printed once."""
@@ -37,7 +44,7 @@ def add(
 
     target = file or default_keys_file()
     try:
-        token = add_key(target, key_id, role, counties=county, villages=village)
+        token = add_key(target, key_id, role, counties=county, villages=village, townships=township)
     except KeyConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -68,13 +75,14 @@ def list_keys(
             e.id,
             e.role,
             ",".join(e.counties) or "-",
+            ",".join(e.townships) or "-",
             ",".join(e.villages) or "-",
             e.hash[:15] + "…",
             e.source,
         )
         for e in store.entries
     ]
-    header = ("id", "role", "counties", "villages", "hash", "source")
+    header = ("id", "role", "counties", "townships", "villages", "hash", "source")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
         typer.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())

@@ -78,6 +78,9 @@ def train(
     register: bool = typer.Option(
         True, help="register the model as challenger (the first becomes champion)"
     ),
+    ledger: str | None = typer.Option(
+        None, help="with data.label confirmed: the ledger whose case loop gives the labels"
+    ),
 ) -> None:
     """Train on earlier periods, evaluate on the latest labelled one, log to MLflow and register."""
     import time
@@ -92,12 +95,25 @@ def train(
     cfg = _config(config)
     with console.status("reading the panel") as status:
         panel = read_input(data)
+        if cfg.label != "income":
+            from riskml.cases.outcomes import with_confirmed_labels
+            from riskml.cases.store import CaseStore
+            from riskml.store.ledger import Ledger
+
+            status.update("labelling the panel from the case loop")
+            unvisited = "unlabelled" if cfg.label == "confirmed_visited" else "zero"
+            with Ledger(ledger) as led:
+                panel = with_confirmed_labels(panel, CaseStore(led), unvisited=unvisited)
         try:
             result = run_training(panel, cfg, progress=lambda msg: status.update(msg))
         except TrainingDataError as exc:
             fail(f"cannot train: {exc}")
         except SchemaError as exc:
             _invalid_records("cannot train", data, exc)
+        if cfg.label != "income":
+            from riskml.cases.outcomes import SELECTION_BIAS
+
+            result.model.metadata["label_note"] = SELECTION_BIAS
         status.update("logging to MLflow and registering")
         reg = registry.log_training_run(result, cfg, data_path=data, register=register)
     m = result.evaluation.metrics

@@ -166,28 +166,49 @@ def monitor(
 
 @app.command()
 def outcomes(
-    file: Path = typer.Argument(
-        ..., help="outcomes (Parquet or CSV): see riskml.monitoring.load_outcomes"
+    file: Path | None = typer.Argument(
+        None, help="outcomes (Parquet or CSV): see riskml.monitoring.load_outcomes"
     ),
     ledger: str | None = typer.Option(
         None, help="the ledger's SQLAlchemy URL (outcomes go beside it)"
+    ),
+    from_cases: bool = typer.Option(
+        False,
+        "--from-cases",
+        help="take the outcomes from the case loop's decisions in the ledger (confirmed or "
+        "rolled back 1; rejected, dropped or eliminated 0): see riskml.cases.outcomes",
+    ),
+    as_of: str | None = typer.Option(
+        None, help="with --from-cases: only months before this date's month (default: now)"
     ),
 ) -> None:
     """Store observed outcomes beside the ledger; they join the decisions made 12 months earlier."""
     from riskml import monitoring
     from riskml.store.ledger import Ledger
 
+    if (file is None) == (not from_cases):
+        console.print("[red]outcomes:[/red] give an outcomes file or --from-cases (one of them)")
+        raise typer.Exit(1)
     try:
-        frame = monitoring.load_outcomes(file)
         with Ledger(ledger) as led:
-            counts = monitoring.OutcomeStore(led).add(frame, source=file.name)
+            if from_cases:
+                from riskml.cases.outcomes import SOURCE, outcomes_from_cases
+                from riskml.cases.store import CaseStore
+
+                frame, source = outcomes_from_cases(CaseStore(led), as_of=as_of), SOURCE
+            else:
+                frame, source = monitoring.load_outcomes(file), file.name
+            counts = monitoring.OutcomeStore(led).add(frame, source=source)
     except (monitoring.OutcomeError, ValueError, FileNotFoundError) as exc:
         console.print(f"[red]outcomes refused:[/red] {exc}")
         raise typer.Exit(1) from exc
     console.print(
-        f"{len(frame):,} outcome(s) read from {file.name}: {counts['stored']:,} stored, "
+        f"{len(frame):,} outcome(s) read from {source}: {counts['stored']:,} stored, "
         f"{counts['already_stored']:,} already stored"
     )
+    if from_cases and len(frame):
+        kinds = frame["outcome"].value_counts().sort_index()
+        console.print(", ".join(f"{k} {n:,}" for k, n in kinds.items()))
 
 
 @app.command()

@@ -23,6 +23,19 @@ def model_card(result, cfg, importance: pd.DataFrame) -> str:
         "spending below the later record's monitoring line). It ranks households for caseworker visits",
         "beside the hard policy rules; it never replaces them.",
         "",
+    ]
+    label = result.model.metadata.get("label", "income")
+    if label != "income":
+        lines += [
+            f"**Label: {label}.** "
+            + result.model.metadata.get(
+                "label_note",
+                "Confirmed identification from the case loop: only visited "
+                "households can be confirmed (riskml.cases.outcomes.SELECTION_BIAS).",
+            ),
+            "",
+        ]
+    lines += [
         "## Data",
         f"- households: {rc['households']:,}; rows: {rc['rows']:,}; labelled rows: {rc['labelled_rows']:,}",
         f"- train periods: {', '.join(s.train_periods)} ({rc['train_rows']:,} rows, {rc['train_positives']:,} positive)",

@@ -5,6 +5,9 @@ Roles:
 - ``scorer`` may call ``POST /score``;
 - ``caseworker`` may read decisions of the counties and/or villages listed for
   its key;
+- ``township`` (scoped by 9-digit townships) and ``county`` (by counties) read the
+  households of their area and take their steps of the case loop (``riskml.cases``);
+  a caseworker may also be scoped by townships;
 - ``admin`` may reload the model, read every decision and also score.
 
 Keys are configured as entries (YAML file and/or the JSON env var
@@ -20,7 +23,7 @@ A file holds either a list of entries or a mapping with a ``keys:`` list.
 Tokens are random (``new_token``: 256 bits), so a plain SHA-256 of the token is
 a safe stored form; it is compared with ``hmac.compare_digest``.
 
-A running service holds its keys in a ``LiveKeys``: the file and the env var are
+A running service holds its keys in a ``LiveKeys`` (``riskml.service.live_keys``): the file and the env var are
 checked every 2 s and re-read when they change, and the keys *fail closed*: while
 the file is missing, unreadable or invalid (or the env var is), no key is
 accepted and ``LiveKeys.error`` says why (naming the file, never its content).
@@ -36,8 +39,6 @@ import os
 import re
 import secrets
 import tempfile
-import threading
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,7 +56,6 @@ __all__ = [
     "KeyConfigError",
     "KeyEntry",
     "KeyStore",
-    "LiveKeys",
     "Principal",
     "add_key",
     "default_keys_file",
@@ -63,7 +63,9 @@ __all__ = [
     "new_token",
 ]
 
-ROLES = ("scorer", "caseworker", "admin", "metrics")
+ROLES = ("scorer", "caseworker", "township", "county", "admin", "metrics")
+# the roles that read households in a scope and act in the case loop (riskml.cases)
+CASE_ROLES = ("caseworker", "township", "county")
 TOKEN_PREFIX = "rk_"
 ENV_FILE = "RISKML_API_KEYS_FILE"
 ENV_KEYS = "RISKML_API_KEYS"
@@ -73,7 +75,10 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 _COUNTY = re.compile(r"^[0-9]{6}$")
 _VILLAGE = re.compile(r"^[0-9]{12}$")
-_KNOWN_KEYS = frozenset({"id", "hash", "role", "counties", "villages", "note", "created"})
+_TOWNSHIP = re.compile(r"^[0-9]{9}$")
+_KNOWN_KEYS = frozenset(
+    {"id", "hash", "role", "counties", "villages", "townships", "note", "created"}
+)
 _BEARER = re.compile(r"^Bearer +(\S+) *$", re.IGNORECASE)
 
 
@@ -134,6 +139,7 @@ class Principal:
     role: str
     counties: frozenset[str] = field(default_factory=frozenset)
     villages: frozenset[str] = field(default_factory=frozenset)
+    townships: frozenset[str] = field(default_factory=frozenset)
 
     def can_score(self) -> bool:
         return self.role in ("scorer", "admin")
@@ -156,22 +162,26 @@ class Principal:
         """May this caller read a decision of this county and village?"""
         if self.role == "admin":
             return True
-        if self.role != "caseworker":
+        if self.role not in CASE_ROLES:
             return False
-        return (county_code is not None and county_code in self.counties) or (
-            village_code is not None and village_code in self.villages
+        return (
+            (county_code is not None and county_code in self.counties)
+            or (village_code is not None and village_code in self.villages)
+            or (village_code is not None and village_code[:9] in self.townships)
         )
 
     def scope_filter(self) -> tuple[list[str] | None, list[str] | None]:
         """(county_codes, village_codes) for Ledger.latest_by_household.
 
-        (None, None) for an admin (everything); sorted lists for a caseworker
-        (either may be empty); ([], []) for anyone else (nothing).
+        (None, None) for an admin (everything); sorted lists for a caseworker, township
+        or county key (either may be empty; a township's county is listed, so rows must
+        still pass ``can_read``); ([], []) for anyone else (nothing).
         """
         if self.role == "admin":
             return None, None
-        if self.role == "caseworker":
-            return sorted(self.counties), sorted(self.villages)
+        if self.role in CASE_ROLES:
+            counties = set(self.counties) | {t[:6] for t in self.townships}
+            return sorted(counties), sorted(self.villages)
         return [], []
 
     def describe_scope(self) -> str:
@@ -179,6 +189,7 @@ class Principal:
         if self.role == "admin":
             return "*"
         parts = [f"county:{c}" for c in sorted(self.counties)]
+        parts += [f"township:{t}" for t in sorted(self.townships)]
         parts += [f"village:{v}" for v in sorted(self.villages)]
         return ",".join(parts)
 
@@ -194,9 +205,16 @@ class KeyEntry:
     counties: tuple[str, ...] = ()
     villages: tuple[str, ...] = ()
     source: str = ""
+    townships: tuple[str, ...] = ()
 
     def principal(self) -> Principal:
-        return Principal(self.id, self.role, frozenset(self.counties), frozenset(self.villages))
+        return Principal(
+            self.id,
+            self.role,
+            frozenset(self.counties),
+            frozenset(self.villages),
+            frozenset(self.townships),
+        )
 
     def as_yaml(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "hash": self.hash, "role": self.role}
@@ -204,6 +222,8 @@ class KeyEntry:
             out["counties"] = list(self.counties)
         if self.villages:
             out["villages"] = list(self.villages)
+        if self.townships:
+            out["townships"] = list(self.townships)
         return out
 
 
@@ -264,14 +284,20 @@ def _parse_entries(raw: Any, source: str) -> tuple[list[KeyEntry], list[str]]:
             problems.append(f"{where}: role: unknown role {role!r} (one of {', '.join(ROLES)})")
         counties = _codes(item.get("counties"), "counties", _COUNTY, 6, where, problems)
         villages = _codes(item.get("villages"), "villages", _VILLAGE, 12, where, problems)
-        if role == "caseworker" and not counties and not villages and len(problems) == before:
-            problems.append(f"{where}: a caseworker key needs counties and/or villages")
-        if role in ("admin", "metrics") and (counties or villages):
-            problems.append(f"{where}: counties/villages apply to caseworker and scorer keys only")
-        if role == "scorer" and villages:
+        townships = _codes(item.get("townships"), "townships", _TOWNSHIP, 9, where, problems)
+        scoped = counties or villages or townships
+        if role == "caseworker" and not scoped and len(problems) == before:
+            problems.append(f"{where}: a caseworker key needs counties, townships and/or villages")
+        if role == "township" and (not townships or counties or villages):
+            problems.append(f"{where}: a township key is scoped by townships (9-digit codes) only")
+        if role == "county" and (not counties or townships or villages):
+            problems.append(f"{where}: a county key is scoped by counties only")
+        if role in ("admin", "metrics") and scoped:
+            problems.append(f"{where}: counties/townships/villages do not apply to {role} keys")
+        if role == "scorer" and (villages or townships):
             problems.append(f"{where}: a scorer key is scoped by counties, not villages")
         if len(problems) == before:
-            entries.append(KeyEntry(key_id, hashed, role, counties, villages, source))
+            entries.append(KeyEntry(key_id, hashed, role, counties, villages, source, townships))
     return entries, problems
 
 
@@ -314,7 +340,7 @@ def _read_file(path: Path) -> Any:
         ) from None
 
 
-def _load_store(file: Path | None, required: bool, raw_env: str | None) -> KeyStore:
+def load_store(file: Path | None, required: bool, raw_env: str | None) -> KeyStore:
     """Keys from ``file`` (when it exists, or always when ``required``) and the env var's text."""
     entries: list[KeyEntry] = []
     problems: list[str] = []
@@ -373,7 +399,7 @@ class KeyStore:
         file = Path(path).expanduser() if path is not None else None
         if file is None:
             file = default_keys_file() if env else None
-        return _load_store(file, explicit, os.environ.get(ENV_KEYS) if env else None)
+        return load_store(file, explicit, os.environ.get(ENV_KEYS) if env else None)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -420,118 +446,6 @@ class KeyStore:
         return None
 
 
-# --------------------------------------------------------------------------- keys in force
-class LiveKeys:
-    """The keys a running service accepts: re-read within ``RECHECK_S`` of a change, failing closed.
-
-    Every ``RECHECK_S`` seconds (at most; on the next call) the keys file's stamp
-    (inode, size, modification and change times) and the text of ``$RISKML_API_KEYS``
-    are compared with those last read; when either changed, both are read again.
-
-    - A valid change takes effect at once (a revoked key stops, a re-issued one starts).
-    - A keys file that is missing, unreadable or invalid (or an invalid env var) puts
-      *no* keys in force: ``current()`` is None, so nobody authenticates, and ``error``
-      says why (the file's name and the kind of fault, never its content) until a valid
-      file is back. The file is required when it was named (argument or
-      ``$RISKML_API_KEYS_FILE``) or has been seen once; the default file may be absent
-      before it is first created (keys then come from the env var only).
-
-    ``strict`` (the default) raises the KeyConfigError of a first load that fails, so a
-    service does not start on bad keys. Thread-safe.
-    """
-
-    RECHECK_S = 2.0
-
-    def __init__(
-        self,
-        path: str | Path | None = None,
-        *,
-        env: bool = True,
-        strict: bool = True,
-        recheck_s: float | None = None,
-        clock: Any = time.monotonic,
-    ):
-        self.env = env
-        self.path: Path | None = Path(path).expanduser() if path is not None else None
-        if self.path is None and env:
-            self.path = default_keys_file()
-        self._required = path is not None or (env and bool(os.environ.get(ENV_FILE)))
-        self._recheck_s = recheck_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._signature: Any = object()  # matches nothing: the first check reads
-        self._state: tuple[KeyStore | None, str | None] = (None, None)
-        self._checked = clock()
-        first = self._refresh()
-        if strict and first is not None:
-            raise first
-
-    @property
-    def recheck_s(self) -> float:
-        return type(self).RECHECK_S if self._recheck_s is None else self._recheck_s
-
-    def current(self) -> KeyStore | None:
-        """The keys in force, or None while they fail (no key is then accepted)."""
-        return self.status()[0]
-
-    @property
-    def error(self) -> str | None:
-        """Why no keys are in force (None when they are): a line naming the file, never its content."""
-        return self.status()[1]
-
-    def status(self) -> tuple[KeyStore | None, str | None]:
-        """(keys in force or None, error or None), checked for changes first when due."""
-        if self._clock() - self._checked >= self.recheck_s:
-            with self._lock:
-                now = self._clock()
-                if now - self._checked >= self.recheck_s:
-                    self._refresh()
-                    self._checked = now
-        return self._state
-
-    def authenticate(self, authorization: str | None) -> Principal | None:
-        """The caller of an ``Authorization`` header by the keys in force; None while they fail."""
-        store = self.current()
-        return store.authenticate(authorization) if store is not None else None
-
-    def _stamp(self) -> tuple[int, int, int, int] | None:
-        if self.path is None:
-            return None
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-    def _refresh(self) -> KeyConfigError | None:
-        """Read again when the file or the env var changed; the load's error, if any."""
-        stamp = self._stamp()
-        raw_env = os.environ.get(ENV_KEYS) if self.env else None
-        signature = (stamp, raw_env)
-        if signature == self._signature:
-            return None
-        self._signature = signature
-        if stamp is not None:
-            self._required = True  # seen once: from now on its absence is a fault
-        before = self._state[1]
-        try:
-            store = _load_store(self.path, self._required, raw_env)
-        except Exception as error:  # any failure to load puts no keys in force
-            exc = error if isinstance(error, KeyConfigError) else KeyConfigError(
-                f"API keys could not be loaded: {type(error).__name__}",
-                f"{self.path.name if self.path else f'${ENV_KEYS}'}: could not be loaded "
-                f"({type(error).__name__})",
-            )  # fmt: skip
-            self._state = (None, exc.summary)
-            if exc.summary != before:
-                log.error("API keys not in force, every keyed request is refused: %s", exc.summary)
-            return exc
-        self._state = (store, None)
-        if before is not None:
-            log.warning("API keys in force again (%d key(s))", len(store))
-        return None
-
-
 # --------------------------------------------------------------------------- adding keys
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -555,6 +469,7 @@ def add_key(
     role: str,
     counties: Sequence[str] | None = None,
     villages: Sequence[str] | None = None,
+    townships: Sequence[str] | None = None,
 ) -> str:
     """Append a new key to the YAML file (hash only, atomic write); the raw token.
 
@@ -573,6 +488,8 @@ def add_key(
         raw_entry["counties"] = [str(c) for c in counties]
     if villages:
         raw_entry["villages"] = [str(v) for v in villages]
+    if townships:
+        raw_entry["townships"] = [str(t) for t in townships]
     new, problems = _parse_entries([raw_entry], "new key")
     if problems:
         raise KeyConfigError("\n".join(problems))

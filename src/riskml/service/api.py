@@ -62,8 +62,14 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 def bind(service: ScoringService) -> None:
     """Register the worker's service and mount the caseworker pages beside the API."""
+    global _case_metrics
     state.bind(service)
     mount_pages()
+    if not _case_metrics:
+        from riskml.service.cases import CaseMetrics
+
+        METRICS.register(CaseMetrics())
+        _case_metrics = True
 
 
 def mount_pages() -> None:
@@ -87,6 +93,7 @@ def respond(reply: Reply) -> JSONResponse:
 
 app = FastAPI(title="riskml", docs_url=None, redoc_url=None, openapi_url=None)
 _pages_mounted = False
+_case_metrics = False
 
 _HTTP_ERRORS = {404: "no such route", 405: "method not allowed on this route"}
 
@@ -130,12 +137,59 @@ async def move_household(
     household_id: str, request: Request, authorization: str | None = Header(default=None)
 ) -> JSONResponse:
     """An admin moves a household to another county and village; kept in the ledger."""
+    body = await _json_body(request)
+    reply = await run_in_threadpool(current().move_household, household_id, body, authorization)
+    return respond(reply)
+
+
+async def _json_body(request: Request) -> Any:
     raw = await request.body()  # the body limit middleware bounds it
     try:
-        body: Any = json.loads(raw) if raw.strip() else None
+        return json.loads(raw) if raw.strip() else None
     except (ValueError, RecursionError):
-        body = None  # refused as "(body) must be a JSON object"
-    reply = await run_in_threadpool(current().move_household, household_id, body, authorization)
+        return None  # refused as "(body) must be a JSON object"
+
+
+@app.get("/worklist")
+def case_worklist(authorization: str | None = Header(default=None)) -> JSONResponse:
+    """The key's capacity-aware worklist (due first, then new leads by expected benefit)."""
+    return respond(state.desk().worklist(authorization))
+
+
+@app.get("/cases/{case_id}")
+def get_case(case_id: str, authorization: str | None = Header(default=None)) -> JSONResponse:
+    return respond(state.desk().case(authorization, case_id))
+
+
+@app.get("/households/{household_id}/case")
+def household_case(
+    household_id: str, authorization: str | None = Header(default=None)
+) -> JSONResponse:
+    return respond(state.desk().household_case(authorization, household_id))
+
+
+@app.get("/households/{household_id}/case/aids")
+def household_case_aids(
+    household_id: str, authorization: str | None = Header(default=None)
+) -> JSONResponse:
+    """The suggested support plan, the public-notice text and the elimination criteria now."""
+    return respond(state.desk().suggestion(authorization, household_id))
+
+
+@app.post("/households/{household_id}/case/{action}")
+async def case_action(
+    household_id: str,
+    action: str,
+    request: Request,
+    authorization: str | None = Header(default=None),
+    idempotency_key: str | None = Header(default=None),
+) -> JSONResponse:
+    """One action of the case loop on the household's current case (a lead opens or merges)."""
+    body = await _json_body(request)
+    case_id = request.query_params.get("case_id")
+    reply = await run_in_threadpool(
+        state.desk().act, authorization, household_id, action, body, idempotency_key, case_id
+    )
     return respond(reply)
 
 

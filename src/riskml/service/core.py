@@ -27,7 +27,8 @@ from riskml.data.reference import default_lines
 from riskml.model.risk_model import RiskModel
 from riskml.policy.rules import RuleSet
 from riskml.scoring.decide import ModelInfo, decide, ledger_entry
-from riskml.service.access import KeyStore, LiveKeys, Principal
+from riskml.service.access import CASE_ROLES, KeyStore, Principal
+from riskml.service.live_keys import LiveKeys
 from riskml.service.loading import LoadedModel, Settings, fetch_model
 from riskml.store.ledger import (
     IDEMPOTENCY_KEY_RULE,
@@ -278,7 +279,7 @@ class ScoringService:
         allowed = {
             "score": principal.can_score(),
             "admin": principal.can_admin(),
-            "read": principal.role in ("caseworker", "admin"),
+            "read": principal.role in (*CASE_ROLES, "admin"),
         }
         if not allowed[need]:
             return principal, Reply(403, {"error": f"role {principal.role} may not {need}"})
@@ -318,38 +319,12 @@ class ScoringService:
             if prior is not None:
                 return _replayed(prior)
         households = body["households"]
-        explain = body.get("explain", "flagged")
-        problems = schema.record_problems(households, limit=MAX_PROBLEMS)
-        if problems.total:
-            return _refused(
-                f"{problems.total} problem(s) in {problems.invalid_records} record(s); nothing was scored",
-                [_problem(p.row, p.field, p.rule, p.household_id) for p in problems],
-                total=problems.total,
-            )
-        model = self.scoring_model(loaded)
-        uncovered = model.lines.uncovered(
-            [r["county_code"] for r in households], [r["period"] for r in households]
+        refused, results, entries = self.decide_records(
+            households, body.get("explain", "flagged"), loaded, principal
         )
-        if uncovered:
-            return _refused(
-                f"{len(uncovered)} record(s) without a reference line in force; nothing was scored",
-                [
-                    _problem(
-                        i, "period", rule, schema.pseudonymous_id(households[i]["household_id"])
-                    )
-                    for i, rule in uncovered.items()
-                ],
-            )
-        refused = self._where_refused(principal, households)
         if refused is not None:
             return refused
-        # strictly validated once: the JSON values are the record (no coercion happened)
-        records = Columns.from_records(households, validated=True)
-        previous = previous_from_ledger(self.ledger, records)
-        info = ModelInfo(loaded.info["name"], str(loaded.info["version"]))
-        results = decide(records, previous, model, self.ruleset, info, explain=explain)
         request_id = uuid.uuid4().hex
-        entries = [ledger_entry(rec, res) for rec, res in zip(households, results, strict=True)]
         try:
             if idempotency_key is None or digest is None:
                 self.ledger.record(entries, caller=caller, request_id=request_id)
@@ -376,8 +351,63 @@ class ScoringService:
             res.pop("contributions", None)
         return Reply(200, {"results": results, "request_id": request_id})
 
+    def decide_records(
+        self,
+        households: list[Any],
+        explain: str,
+        loaded: LoadedModel,
+        principal: Principal,
+        *,
+        write_scope: bool = True,
+    ) -> tuple[Reply | None, list[dict[str, Any]], list[dict[str, Any]]]:
+        """Validate records strictly and decide them (nothing stored): (refusal, results, entries).
+
+        The one decision path of ``/score`` and of a case visit's record: the schema, a line in
+        force, the key's write scope (``write_scope``; a visit is scoped by the case roles) and
+        the household's registered place, then rules, model and reasons.
+        """
+        problems = schema.record_problems(households, limit=MAX_PROBLEMS)
+        if problems.total:
+            return (
+                _refused(
+                    f"{problems.total} problem(s) in {problems.invalid_records} record(s); nothing was scored",
+                    [_problem(p.row, p.field, p.rule, p.household_id) for p in problems],
+                    total=problems.total,
+                ),
+                [],
+                [],
+            )
+        model = self.scoring_model(loaded)
+        uncovered = model.lines.uncovered(
+            [r["county_code"] for r in households], [r["period"] for r in households]
+        )
+        if uncovered:
+            return (
+                _refused(
+                    f"{len(uncovered)} record(s) without a reference line in force; nothing was scored",
+                    [
+                        _problem(
+                            i, "period", rule, schema.pseudonymous_id(households[i]["household_id"])
+                        )
+                        for i, rule in uncovered.items()
+                    ],
+                ),
+                [],
+                [],
+            )
+        refused = self._where_refused(principal, households, write_scope=write_scope)
+        if refused is not None:
+            return refused, [], []
+        # strictly validated once: the JSON values are the record (no coercion happened)
+        records = Columns.from_records(households, validated=True)
+        previous = previous_from_ledger(self.ledger, records)
+        info = ModelInfo(loaded.info["name"], str(loaded.info["version"]))
+        results = decide(records, previous, model, self.ruleset, info, explain=explain)
+        entries = [ledger_entry(rec, res) for rec, res in zip(households, results, strict=True)]
+        return None, results, entries
+
     def _where_refused(
-        self, principal: Principal, households: list[dict[str, Any]]
+        self, principal: Principal, households: list[dict[str, Any]], write_scope: bool = True
     ) -> Reply | None:
         """403 for records outside the key's write scope; 409 for a household somewhere else
         than where it is registered (moving it is an admin's act); None when all may be written."""
@@ -393,7 +423,7 @@ class ScoringService:
                 hid(i),
             )
             for i, r in enumerate(households)
-            if not principal.can_write(r["county_code"])
+            if write_scope and not principal.can_write(r["county_code"])
         ]
         if outside:
             return _refused(

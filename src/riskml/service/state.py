@@ -29,3 +29,17 @@ def current() -> ScoringService:
     if _service is None:
         raise RuntimeError("the scoring service has not started")
     return _service
+
+
+_desk = None
+
+
+def desk():  # -> riskml.service.cases.CaseDesk
+    """The case loop's desk on the bound service (made on first use, in the worker)."""
+    global _desk
+    service = current()
+    if _desk is None or _desk.service is not service:
+        from riskml.service.cases import CaseDesk
+
+        _desk = CaseDesk(service)
+    return _desk

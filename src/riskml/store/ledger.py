@@ -137,6 +137,12 @@ class Ledger:
         if self.dialect not in ("sqlite", "postgresql"):
             log.warning("ledger: no insert-only triggers for dialect %s", self.dialect)
 
+    @property
+    def writer(self) -> Any:
+        """The engine for write transactions (BEGIN IMMEDIATE on SQLite), for the stores beside
+        the decisions (riskml.cases) that write in the ledger's database."""
+        return self._writer
+
     def close(self) -> None:
         """Release pooled connections."""
         self.engine.dispose()

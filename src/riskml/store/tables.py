@@ -135,10 +135,43 @@ household_moves = Table(
 )
 Index("ix_household_moves_household", household_moves.c.household_id)
 
+# The case loop (riskml.cases): every action on a case is one event, in one transaction with
+# what it stores beside it (a visit's decision). A household's events are numbered 1, 2, ...
+# across its cases: two actions on one household at once cannot both take the same number,
+# so the second one re-reads the case and is checked again. ``state`` is the case after the
+# event (what ``riskml.cases.machine.apply`` gives); the latest event of a household is its
+# current case. ``request_key`` (caller + Idempotency-Key) makes a retried action one event.
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("household_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("event_id", String(32), nullable=False, unique=True),
+    Column("case_id", String(32), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("actor", String, nullable=False),  # role:key id
+    Column("county_code", String(6), nullable=False),
+    Column("village_code", String(12), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("status", String(32), nullable=False),  # the case's status after the event
+    Column("payload", _json(), nullable=False),
+    Column("state", _json(), nullable=False),
+    Column("request_key", String(400), unique=True),
+    PrimaryKeyConstraint("household_id", "seq", name="pk_case_events"),
+)
+Index("ix_case_events_case", case_events.c.case_id, case_events.c.seq)
+Index(
+    "ix_case_events_county",
+    case_events.c.county_code,
+    case_events.c.household_id,
+    case_events.c.seq,
+)
+Index("ix_case_events_created_at", case_events.c.created_at)
+
 # every table of the ledger is insert-only
 INSERT_ONLY = (
     "decisions", "access_log", "idempotency_keys", "batch_runs", "batch_decisions",
-    "household_moves",
+    "household_moves", "case_events",
 )  # fmt: skip
 
 DECISION_COLUMNS: tuple[str, ...] = tuple(c.name for c in decisions.columns)

@@ -30,6 +30,12 @@ from riskml.model.metrics import Evaluation, evaluate_scores
 from riskml.model.profile import reference_profile
 from riskml.model.risk_model import RiskModel, choose_thresholds, fit_booster, fit_platt
 
+# data.label: the label trained on. income: at_risk_next (the contract's label); confirmed,
+# confirmed_visited: confirmed identification from the case loop, in the panel's
+# confirmed_next column (riskml.cases.outcomes.confirmed_labels; ``riskml train --ledger``)
+LABELS = ("income", "confirmed", "confirmed_visited")
+CONFIRMED_LABEL = "confirmed_next"
+
 
 class TrainingDataError(ValueError):
     """The panel cannot be trained on (no labels, too few positives, too few periods)."""
@@ -47,6 +53,7 @@ class TrainConfig:
     test_period: str | None = None
     valid_period: str | None = None
     min_positives: int = 30
+    label: str = "income"
     promotion: dict[str, float] = field(default_factory=dict)
     model_name: str = "household-risk"
     raw: dict[str, Any] = field(default_factory=dict)
@@ -67,6 +74,9 @@ class TrainConfig:
         model = raw.get("model", {})
         cap = raw.get("capacity", {})
         splits = raw.get("splits", {})
+        label = str(raw.get("data", {}).get("label", "income"))
+        if label not in LABELS:
+            raise ValueError(f"training config: data.label must be one of {', '.join(LABELS)}")
         return cls(
             name=raw.get("name", "default"),
             params=dict(model.get("params", {})),
@@ -78,6 +88,7 @@ class TrainConfig:
             test_period=splits.get("test_period"),
             valid_period=splits.get("valid_period"),
             min_positives=int(raw.get("data", {}).get("min_positives", 30)),
+            label=label,
             promotion=dict(raw.get("promotion", {})),
             model_name=raw.get("registry", {}).get("model_name", "household-risk"),
             raw=raw,
@@ -199,6 +210,13 @@ def train(
 
     say("validating and labelling the panel")
     records, previous, labels = prepare_panel(panel, lines)
+    if cfg.label != "income":
+        if CONFIRMED_LABEL not in records.columns:
+            raise TrainingDataError(
+                f"data.label {cfg.label} trains on the panel's {CONFIRMED_LABEL} column "
+                "(confirmed identification from the case loop): train with --ledger"
+            )
+        labels = pd.to_numeric(records[CONFIRMED_LABEL], errors="coerce").astype(float)
     labelled = labels.notna()
     if labelled.sum() == 0:
         raise TrainingDataError(
@@ -251,6 +269,7 @@ def train(
     thresholds = choose_thresholds(valid_scores, cfg.flag_capacity, cfg.red_capacity)
     metadata = {
         "config_name": cfg.name,
+        "label": cfg.label,
         "train_periods": splits.train_periods,
         "valid_period": splits.valid_period,
         "test_period": splits.test_period,
