@@ -42,6 +42,10 @@ FUZZED = [
     "/decisions/{decision_id}",
     "/households/{household_id}/decisions",
     "/admin/reload",
+    "/households/{household_id}/case",
+    "/households/{household_id}/case/aids",
+    "/cases/{case_id}",
+    "/worklist",
 ]
 MAX_EXAMPLES = 150  # per operation, for the fuzzing phase (examples and coverage have their own)
 SEED = 13

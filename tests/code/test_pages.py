@@ -575,7 +575,7 @@ def test_worklist_links_carry_nothing_but_household_ids(service, county_client):
     html = county_client.get("/cw/worklist").text
     for href in re.findall(r'href="([^"]+)"', html):
         assert re.fullmatch(
-            r"/cw/(static/style\.css|worklist(\.csv)?(\?[a-z_=&0-9]*)?|households/[A-Za-z0-9_-]+)"
+            r"/cw/(static/style\.css|cases|worklist(\.csv)?(\?[a-z_=&0-9]*)?|households/[A-Za-z0-9_-]+)"
             r"|/cw/worklist\?lang=(en|zh)",
             href,
         ), href

@@ -1,9 +1,9 @@
 """Capacity-aware worklists: what is due first, then new leads by expected benefit, cut at capacity.
 
 A caseworker can make ``weekly_visits`` home visits a week (configuration). The list puts
-first the visits due by deadline (a case waiting for its visit, a follow-up due this week),
-overdue first; then the new leads: cases not yet visited and riskml's warnings (flagged
-households without an open case), ordered by expected benefit, the calibrated risk that the
+first the visits due by deadline (a lead or an assigned case whose deadline falls within the
+window, a follow-up due this week), overdue first; then the new leads: riskml's warnings
+(flagged households without an open case) and leads not yet due, ordered by expected benefit, the calibrated risk that the
 household falls below the line next year (the rule level shown beside it). It is cut at the
 week's capacity: ``fits`` is what fits this week, ``beyond`` counts the rest. Steps that are
 not visits (assign, review, decide, plan, notice) are listed by deadline under ``steps``
@@ -132,9 +132,13 @@ def build(
             step.due_at, state, d.get("score"), d.get("risk_level"), d.get("flagged_by"),
             d.get("decision_id"),
         )  # fmt: skip
-        if c["status"] == "lead":  # not yet visited: a new lead, by expected benefit
-            item.kind, item.step = "lead", "visit"
-            leads.append(item)
+        if c["status"] == "lead":  # not yet visited: a new lead, by expected benefit...
+            item.step = "visit"
+            if step.due_at <= horizon:  # ...unless its deadline falls in the window: due
+                visits.append(item)
+            else:
+                item.kind = "lead"
+                leads.append(item)
             if role in ("township", "county", "admin") and step.step == "assign":
                 steps.append(Item(**{**item.__dict__, "kind": "step", "step": "assign"}))
         elif step.step in VISIT_STEPS:

@@ -84,6 +84,7 @@ def mount_pages() -> None:
 
     if not _pages_mounted:
         app.include_router(pages.router)
+        app.include_router(pages.case_router)  # the case pages, /cw/cases...
         _pages_mounted = True
 
 

@@ -259,6 +259,18 @@ class CaseDesk:
         if denied:
             self._count(action if action in CASE_ACTIONS else "unknown", denied.status)
             return denied
+        return self.act_as(principal, household_id, action, body, idempotency_key, case_id)
+
+    def act_as(
+        self,
+        principal: Any,
+        household_id: str,
+        action: str,
+        body: Any,
+        idempotency_key: str | None = None,
+        case_id: str | None = None,
+    ) -> Any:
+        """``act`` for a principal already authenticated (a page's session)."""
         reply = self._act(principal, household_id, action, body, idempotency_key, case_id)
         self._count(action if action in CASE_ACTIONS else "unknown", reply.status)
         return reply

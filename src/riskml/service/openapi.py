@@ -480,7 +480,7 @@ def _page_paths() -> dict[str, Any]:
         "/cw": {"get": _op("cw_home", tag, "To the worklist", OPEN, to_worklist)},
         "/cw/": {"get": _op("cw_home_slash", tag, "To the worklist", OPEN, to_worklist)},
         "/cw/login": {
-            "get": _op("cw_login_form", tag, "The login form (a caseworker or admin key, once)",
+            "get": _op("cw_login_form", tag, "The login form (a caseworker, township, county or admin key, once)",
                        OPEN, {"200": html, "303": {"description": "already logged in"}, **busy},
                        parameters=[_in_query("next"), lang]),
             "post": _op("cw_login", tag, "Log in: sets the session cookie", OPEN, {
@@ -504,6 +504,25 @@ def _page_paths() -> dict[str, Any]:
         "/cw/households/{household_id}/sheet": page(
             "cw_household_sheet", "A household's printable visit sheet", html, household,
             forbidden),
+        "/cw/cases": page("cw_cases", "The role's capacity-aware case list (due first, then new "
+                          "leads by expected benefit, cut at the week's capacity)", html, []),
+        "/cw/cases/{household_id}": page(
+            "cw_case", "A household's case: status, next step and deadline, history, the forms "
+            "of the actions allowed now", html, household, forbidden),
+        "/cw/cases/{household_id}/{action}": {"post": _op(
+            "cw_case_action", tag, "A case action from its form (URL-encoded)", SESSION, {
+                "303": {"description": "saved: to the case page; or no session: to /cw/login"},
+                "400": {"description": "not a form, or no such action (an HTML page)"},
+                "403": {"description": "another site's post, a role that may not act, or a "
+                        "household outside the key's scope (an HTML page)"},
+                "409": {"description": "the case's status does not allow it (the case page "
+                        "with the problem)"},
+                "422": {"description": "a field is missing or wrong (the case page with each "
+                        "problem beside its field)"},
+                "503": unavailable, **_errors(413, 429)},
+            parameters=[*household, _in_path("action", "a case action (docs/cases.md)"), lang],
+            requestBody={"required": True, "content": {"application/x-www-form-urlencoded": {
+                "schema": OBJECT}}})},
     }
     # fmt: on
 

@@ -8,7 +8,7 @@ here on the server (no JavaScript libraries, nothing from a CDN).
 
 Security and privacy:
 
-- Login takes a caseworker (or admin) API key once; the session is a signed,
+- Login takes a caseworker, township, county (or admin) API key once; the session is a signed,
   HttpOnly, SameSite=Strict cookie holding the key's *id*, a mark of its hash, a
   random session id and when it was issued, never the key. Every request looks
   the id up in the keys in force again and checks scope on the server
@@ -34,9 +34,11 @@ only present what the view functions prepare.
 Modules: ``words`` (the zh/en vocabulary and labels), ``formatting`` (values as
 shown), ``session`` (session cookies, ended sessions, the login's limits),
 ``charts`` (SVG geometry), ``views`` (what each page shows), ``routes`` (the
-``/cw`` router).
+``/cw`` router); the case loop's pages: ``case_pages`` (``/cw/cases``), ``case_forms``
+(forms to the API's JSON) and ``case_words``.
 """
 
+from riskml.service.pages.case_pages import router as case_router
 from riskml.service.pages.charts import score_chart, waterfall
 from riskml.service.pages.routes import LANG_COOKIE, router
 from riskml.service.pages.session import (
@@ -50,6 +52,7 @@ from riskml.service.pages.session import (
 from riskml.service.pages.words import MONITORING_TYPE_EN
 
 __all__ = [
+    "case_router",
     "LANG_COOKIE",
     "MONITORING_TYPE_EN",
     "SESSION_COOKIE",

@@ -45,7 +45,7 @@ from riskml.store.ledger import Ledger, LedgerError
 
 SESSION_COOKIE = "riskml_cw"
 SESSION_TTL_S = 12 * 3600
-LOGIN_ROLES = ("caseworker", "admin")
+LOGIN_ROLES = ("caseworker", "township", "county", "admin")
 LOGOUT_ACTION = "logout"
 SESSION_MARK = "session:"  # the access log's household_id of an ended session: session:<id>
 

@@ -20,6 +20,7 @@ LEVELS = ("red", "yellow", "green")
 # UI strings: key -> (Chinese, English). Reason sentences come from the ledger
 # (written by riskml.reasons), risk types and measures from riskml.risk_types.
 WORDS: dict[str, tuple[str, str]] = {
+    "cases": ("个案工作台", "Cases"),
     "app": ("防返贫监测 · 走访工作台", "Poverty-risk monitoring · visit worklist"),
     "app_short": ("走访工作台", "Visit worklist"),
     "login": ("登录", "Log in"),
