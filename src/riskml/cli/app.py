@@ -72,3 +72,4 @@ for _module in (
     "data", "simulate", "rules", "keys", "model", "score", "monitor", "serve", "lines", "cases",
 ):  # fmt: skip
     importlib.import_module(f"riskml.cli.{_module}")
+importlib.import_module("riskml.cli.cases_year").add_commands(app)  # riskml cases simulate-year
