@@ -291,7 +291,10 @@ def test_bad_env_json_is_an_error(monkeypatch):
         ({"counties": ["990101"]}, r"entry 'k1': counties: 990101 does not start with a province"),
         ({"villages": ["5301020010"]}, r"entry 'k1': villages: '5301020010' is not a 12-digit"),
         ({"villages": "530102001001x"}, r"entry 'k1': villages: .* is not a 12-digit"),
-        ({"counties": None}, r"entry 'k1': a caseworker key needs counties, townships and/or villages"),
+        (
+            {"counties": None},
+            r"entry 'k1': a caseworker key needs counties, townships and/or villages",
+        ),
         ({"colour": "red"}, r"entry 'k1': unknown key\(s\) colour"),
         ({"id": "has space"}, r"entry 'has space': id: required"),
     ],

@@ -22,7 +22,7 @@ def add(
         ..., "--id", help="a name for the key, shown in logs and the ledger"
     ),
     role: str = typer.Option(
-        ..., "--role", help="scorer, caseworker, township, county, admin or metrics"
+        ..., "--role", help="scorer, caseworker, township, county, department, admin or metrics"
     ),
     county: list[str] = typer.Option(
         [],
@@ -37,6 +37,11 @@ def add(
         "--township",
         help="9-digit township code (the first 9 digits of its villages) of a township or caseworker key (repeatable)",
     ),
+    department: list[str] = typer.Option(
+        [],
+        "--department",
+        help="a department whose alerts a department key pushes (repeatable; riskml alerts departments)",
+    ),
     file: Path | None = typer.Option(None, "--file", help=_FILE_HELP),
 ) -> None:
     """Create a key: its hash goes to the keys file, the token is printed once."""
@@ -44,7 +49,15 @@ def add(
 
     target = file or default_keys_file()
     try:
-        token = add_key(target, key_id, role, counties=county, villages=village, townships=township)
+        token = add_key(
+            target,
+            key_id,
+            role,
+            counties=county,
+            villages=village,
+            townships=township,
+            departments=department,
+        )
     except KeyConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

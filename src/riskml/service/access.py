@@ -8,6 +8,8 @@ Roles:
 - ``township`` (scoped by 9-digit townships) and ``county`` (by counties) read the
   households of their area and take their steps of the case loop (``riskml.cases``);
   a caseworker may also be scoped by townships;
+- ``department`` (scoped by counties and departments) pushes its departments' alerts
+  (``POST /alerts``, ``riskml.alerts``);
 - ``admin`` may reload the model, read every decision and also score.
 
 Keys are configured as entries (YAML file and/or the JSON env var
@@ -63,7 +65,7 @@ __all__ = [
     "new_token",
 ]
 
-ROLES = ("scorer", "caseworker", "township", "county", "admin", "metrics")
+ROLES = ("scorer", "caseworker", "township", "county", "department", "admin", "metrics")
 # the roles that read households in a scope and act in the case loop (riskml.cases)
 CASE_ROLES = ("caseworker", "township", "county")
 TOKEN_PREFIX = "rk_"
@@ -77,7 +79,7 @@ _COUNTY = re.compile(r"^[0-9]{6}$")
 _VILLAGE = re.compile(r"^[0-9]{12}$")
 _TOWNSHIP = re.compile(r"^[0-9]{9}$")
 _KNOWN_KEYS = frozenset(
-    {"id", "hash", "role", "counties", "villages", "townships", "note", "created"}
+    {"id", "hash", "role", "counties", "villages", "townships", "departments", "note", "created"}
 )
 _BEARER = re.compile(r"^Bearer +(\S+) *$", re.IGNORECASE)
 
@@ -140,9 +142,20 @@ class Principal:
     counties: frozenset[str] = field(default_factory=frozenset)
     villages: frozenset[str] = field(default_factory=frozenset)
     townships: frozenset[str] = field(default_factory=frozenset)
+    departments: frozenset[str] = field(default_factory=frozenset)
 
     def can_score(self) -> bool:
         return self.role in ("scorer", "admin")
+
+    def can_push_alerts(self, department: str, county_code: str) -> bool:
+        """May this caller push a department's alert about a household of this county?"""
+        if self.role == "admin":
+            return True
+        return (
+            self.role == "department"
+            and department in self.departments
+            and county_code in self.counties
+        )
 
     def can_admin(self) -> bool:
         return self.role == "admin"
@@ -190,6 +203,7 @@ class Principal:
             return "*"
         parts = [f"county:{c}" for c in sorted(self.counties)]
         parts += [f"township:{t}" for t in sorted(self.townships)]
+        parts += [f"department:{d}" for d in sorted(self.departments)]
         parts += [f"village:{v}" for v in sorted(self.villages)]
         return ",".join(parts)
 
@@ -206,6 +220,7 @@ class KeyEntry:
     villages: tuple[str, ...] = ()
     source: str = ""
     townships: tuple[str, ...] = ()
+    departments: tuple[str, ...] = ()
 
     def principal(self) -> Principal:
         return Principal(
@@ -214,6 +229,7 @@ class KeyEntry:
             frozenset(self.counties),
             frozenset(self.villages),
             frozenset(self.townships),
+            frozenset(self.departments),
         )
 
     def as_yaml(self) -> dict[str, Any]:
@@ -224,6 +240,8 @@ class KeyEntry:
             out["villages"] = list(self.villages)
         if self.townships:
             out["townships"] = list(self.townships)
+        if self.departments:
+            out["departments"] = list(self.departments)
         return out
 
 
@@ -248,6 +266,29 @@ def _codes(
         elif text not in codes:
             codes.append(text)
     return tuple(codes)
+
+
+def _departments(raw: Any, where: str, problems: list[str]) -> tuple[str, ...]:
+    """A department key's departments (codes of the alert contract, riskml.alerts)."""
+    from riskml.alerts.fields import DEPARTMENT_CODES
+
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        problems.append(f"{where}: departments: must be a list of department codes")
+        return ()
+    out: list[str] = []
+    for code in raw:
+        if code not in DEPARTMENT_CODES:
+            problems.append(
+                f"{where}: departments: {str(code)[:40]!r} is not a department "
+                f"(one of {', '.join(DEPARTMENT_CODES)})"
+            )
+        elif code not in out:
+            out.append(code)
+    return tuple(out)
 
 
 def _parse_entries(raw: Any, source: str) -> tuple[list[KeyEntry], list[str]]:
@@ -290,6 +331,11 @@ def _parse_entries(raw: Any, source: str) -> tuple[list[KeyEntry], list[str]]:
             problems.append(f"{where}: a caseworker key needs counties, townships and/or villages")
         if role == "township" and (not townships or counties or villages):
             problems.append(f"{where}: a township key is scoped by townships (9-digit codes) only")
+        departments = _departments(item.get("departments"), where, problems)
+        if role == "department" and (not counties or not departments or townships or villages):
+            problems.append(f"{where}: a department key needs counties and departments")
+        if departments and role != "department":
+            problems.append(f"{where}: departments apply to department keys only")
         if role == "county" and (not counties or townships or villages):
             problems.append(f"{where}: a county key is scoped by counties only")
         if role in ("admin", "metrics") and scoped:
@@ -297,7 +343,9 @@ def _parse_entries(raw: Any, source: str) -> tuple[list[KeyEntry], list[str]]:
         if role == "scorer" and (villages or townships):
             problems.append(f"{where}: a scorer key is scoped by counties, not villages")
         if len(problems) == before:
-            entries.append(KeyEntry(key_id, hashed, role, counties, villages, source, townships))
+            entries.append(
+                KeyEntry(key_id, hashed, role, counties, villages, source, townships, departments)
+            )
     return entries, problems
 
 
@@ -470,6 +518,7 @@ def add_key(
     counties: Sequence[str] | None = None,
     villages: Sequence[str] | None = None,
     townships: Sequence[str] | None = None,
+    departments: Sequence[str] | None = None,
 ) -> str:
     """Append a new key to the YAML file (hash only, atomic write); the raw token.
 
@@ -490,6 +539,8 @@ def add_key(
         raw_entry["villages"] = [str(v) for v in villages]
     if townships:
         raw_entry["townships"] = [str(t) for t in townships]
+    if departments:
+        raw_entry["departments"] = [str(d) for d in departments]
     new, problems = _parse_entries([raw_entry], "new key")
     if problems:
         raise KeyConfigError("\n".join(problems))

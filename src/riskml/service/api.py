@@ -194,6 +194,22 @@ async def case_action(
     return respond(reply)
 
 
+@app.post("/alerts")
+async def push_alerts(
+    request: Request, authorization: str | None = Header(default=None)
+) -> JSONResponse:
+    """A department's alerts: merged onto the households' latest records, re-scored, led."""
+    body = await _json_body(request)
+    reply = await run_in_threadpool(state.alert_desk().push, authorization, body)
+    return respond(reply)
+
+
+@app.get("/alerts/unmatched")
+def unmatched_alerts(authorization: str | None = Header(default=None)) -> JSONResponse:
+    """Alerts about households riskml has not seen, for the county."""
+    return respond(state.alert_desk().unmatched(authorization))
+
+
 @app.get("/metrics")
 def metrics(authorization: str | None = Header(default=None)) -> Response:
     """riskml's Prometheus metrics, for an ``admin`` or a ``metrics`` key (401 without a valid key,

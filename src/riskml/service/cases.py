@@ -69,9 +69,10 @@ def _reply(status: int, body: dict[str, Any], headers: dict[str, str] | None = N
             }  # fmt: skip
             for p in body["problems"]
         ]
-        body = {**body, "problems": problems}
+        body = {**body, "problems": problems, "problems_total": len(problems)}
         if not problems:
             body.pop("problems")
+            body.pop("problems_total")
     return Reply(status, body, headers or {})
 
 

@@ -21,12 +21,11 @@ from typing import Any
 
 from riskml import config
 from riskml.data import schema
-from riskml.data.columns import Columns
-from riskml.data.history import previous_from_ledger
 from riskml.data.reference import default_lines
 from riskml.model.risk_model import RiskModel
 from riskml.policy.rules import RuleSet
-from riskml.scoring.decide import ModelInfo, decide, ledger_entry
+from riskml.scoring import online
+from riskml.scoring.decide import ModelInfo
 from riskml.service.access import CASE_ROLES, KeyStore, Principal
 from riskml.service.live_keys import LiveKeys
 from riskml.service.loading import LoadedModel, Settings, fetch_model
@@ -42,7 +41,7 @@ log = logging.getLogger("riskml.serving")
 NO_KEYS = KeyStore()  # in force while the keys fail: nobody authenticates
 
 MAX_RECORDS = 1000
-MAX_PROBLEMS = 100  # problems listed in a 422 (problems_total counts them all)
+MAX_PROBLEMS = online.MAX_PROBLEMS  # problems listed in a 422 (problems_total counts them all)
 EXPLAIN_MODES = ("flagged", "all", "none")
 
 
@@ -366,44 +365,18 @@ class ScoringService:
         force, the key's write scope (``write_scope``; a visit is scoped by the case roles) and
         the household's registered place, then rules, model and reasons.
         """
-        problems = schema.record_problems(households, limit=MAX_PROBLEMS)
-        if problems.total:
-            return (
-                _refused(
-                    f"{problems.total} problem(s) in {problems.invalid_records} record(s); nothing was scored",
-                    [_problem(p.row, p.field, p.rule, p.household_id) for p in problems],
-                    total=problems.total,
-                ),
-                [],
-                [],
-            )
         model = self.scoring_model(loaded)
-        uncovered = model.lines.uncovered(
-            [r["county_code"] for r in households], [r["period"] for r in households]
-        )
-        if uncovered:
-            return (
-                _refused(
-                    f"{len(uncovered)} record(s) without a reference line in force; nothing was scored",
-                    [
-                        _problem(
-                            i, "period", rule, schema.pseudonymous_id(households[i]["household_id"])
-                        )
-                        for i, rule in uncovered.items()
-                    ],
-                ),
-                [],
-                [],
-            )
+        refusal = online.record_refusals(households, model)
+        if refusal is not None:
+            message, problems, total = refusal
+            return _refused(message, problems, total=total), [], []
         refused = self._where_refused(principal, households, write_scope=write_scope)
         if refused is not None:
             return refused, [], []
-        # strictly validated once: the JSON values are the record (no coercion happened)
-        records = Columns.from_records(households, validated=True)
-        previous = previous_from_ledger(self.ledger, records)
         info = ModelInfo(loaded.info["name"], str(loaded.info["version"]))
-        results = decide(records, previous, model, self.ruleset, info, explain=explain)
-        entries = [ledger_entry(rec, res) for rec, res in zip(households, results, strict=True)]
+        results, entries = online.decide_records(
+            households, self.ledger, model, self.ruleset, info, explain
+        )
         return None, results, entries
 
     def _where_refused(

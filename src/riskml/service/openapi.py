@@ -28,6 +28,7 @@ from riskml.policy.risk_types import RISK_TYPES
 from riskml.policy.rules.model import LEVELS as RULE_LEVELS
 from riskml.scoring.decide import MONITORING_TYPES
 from riskml.service.core import EXPLAIN_MODES, MAX_PROBLEMS, MAX_RECORDS
+from riskml.service.openapi_alerts import alert_paths, alert_schemas
 from riskml.service.openapi_cases import case_paths, case_schemas
 from riskml.store.entries import RISK_LEVELS
 
@@ -547,20 +548,21 @@ def _document_text() -> str:
         },
         "tags": [
             {"name": name}
-            for name in ("scoring", "decisions", "cases", "model", "admin", "probes",
+            for name in ("scoring", "decisions", "cases", "alerts", "model", "admin", "probes",
                          "contract", "caseworker pages", "bentoml")
         ],  # fmt: skip
         "paths": {
             **_api_paths(),
             **case_paths(_op, _json, _errors, _in_path, BEARER, KEYED),
+            **alert_paths(_op, _json, _errors, BEARER, KEYED),
             **_page_paths(),
         },
         "components": {
-            "schemas": {**component_schemas(), **case_schemas()},
+            "schemas": {**component_schemas(), **case_schemas(), **alert_schemas()},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an API key "
-                           "from `riskml keys add` (roles scorer, caseworker, township, county, admin, "
-                           "metrics)"},
+                           "from `riskml keys add` (roles scorer, caseworker, township, county, "
+                           "department, admin, metrics)"},
                 "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
                             "description": "the caseworker pages' signed session cookie"},
             },

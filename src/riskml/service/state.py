@@ -43,3 +43,17 @@ def desk():  # -> riskml.service.cases.CaseDesk
 
         _desk = CaseDesk(service)
     return _desk
+
+
+_alert_desk = None
+
+
+def alert_desk():  # -> riskml.service.alerts.AlertDesk
+    """The department alerts' desk on the bound service (its leads go to the case desk's store)."""
+    global _alert_desk
+    service = current()
+    if _alert_desk is None or _alert_desk.service is not service:
+        from riskml.service.alerts import AlertDesk
+
+        _alert_desk = AlertDesk(service, desk().store)
+    return _alert_desk

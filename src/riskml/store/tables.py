@@ -168,10 +168,34 @@ Index(
 )
 Index("ix_case_events_created_at", case_events.c.created_at)
 
+# A department's alert (riskml.alerts): stored once per (department, alert_id), with the
+# decision its merged record got (None for an unknown household: kept, unmatched, listed for
+# the county), the department triggers that fired and the record fields it set (provenance).
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("department", String(32), nullable=False),
+    Column("alert_id", String(64), nullable=False),
+    Column("received_at", String(32), nullable=False),
+    Column("caller", String, nullable=False),
+    Column("batch_id", String(32), nullable=False),
+    Column("household_id", String(64), nullable=False),
+    Column("county_code", String(6), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("fields", _json(), nullable=False),
+    Column("matched", Boolean, nullable=False),
+    Column("decision_id", String(32), ForeignKey("decisions.decision_id")),
+    Column("triggers", _json()),
+    Column("provenance", _json()),
+    PrimaryKeyConstraint("department", "alert_id", name="pk_alerts"),
+)
+Index("ix_alerts_household", alerts.c.household_id, alerts.c.period)
+Index("ix_alerts_county", alerts.c.county_code, alerts.c.matched)
+
 # every table of the ledger is insert-only
 INSERT_ONLY = (
     "decisions", "access_log", "idempotency_keys", "batch_runs", "batch_decisions",
-    "household_moves", "case_events",
+    "household_moves", "case_events", "alerts",
 )  # fmt: skip
 
 DECISION_COLUMNS: tuple[str, ...] = tuple(c.name for c in decisions.columns)
