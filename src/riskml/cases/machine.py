@@ -139,7 +139,8 @@ def parse_time(at: str) -> datetime:
 
 
 def iso(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC ISO 8601 with microseconds and Z (isoformat: strftime cost a third of a worklist)."""
+    return t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _plus_days(at: str, days: int) -> str:
