@@ -437,3 +437,15 @@ def test_poisson_binomial_is_exact_and_the_interval_covers():
 
 def test_statuses_are_all_reachable():
     assert set(STATUSES) >= {"lead", "eliminated", "rejected", "dropped"}
+
+
+def test_a_moved_household_leaves_its_old_village_list(store):
+    store.act(
+        CW, "hh_moved", "lead", {"source": "warning"}, where=(VILLAGE[:6], VILLAGE), at=day(1)
+    )
+    store.ledger.record_move("hh_moved", (VILLAGE[:6], "532328102201"), "moved", "admin:ops")
+    store.act(COUNTY, "hh_moved", "assign", BODIES["assign"], at=day(2))
+    assert store.current_cases(village_codes=[VILLAGE]) == []
+    assert store.current_cases(township_codes=[VILLAGE[:9]]) == []
+    moved = store.current_cases(village_codes=["532328102201"])
+    assert [c["household_id"] for c in moved] == ["hh_moved"] and moved[0]["status"] == "assigned"

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from riskml.cases import machine
@@ -157,9 +157,12 @@ class CaseStore:
                 return []
             latest = latest.where(or_(*ors))
         sub = latest.subquery("latest")
+        later = case_events.alias("later").c
         stmt = select(case_events).join(
             sub, and_(e.household_id == sub.c.household_id, e.seq == sub.c.seq)
         )
+        # the household's latest event anywhere: a household moved out of the scope is not in it
+        stmt = stmt.where(~exists().where(later.household_id == e.household_id, later.seq > e.seq))
         if statuses is not None:
             stmt = stmt.where(e.status.in_(list(statuses)))
         return [r["state"] for r in self._rows(stmt)]
