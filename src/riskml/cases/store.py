@@ -4,8 +4,10 @@ Every action is one event, written in one transaction with whatever it stores be
 (a visit's scored record goes to the decision ledger in the same transaction). There is no
 update or delete: the ledger's triggers refuse them on ``case_events`` as on every table.
 The state of a case is ``riskml.cases.machine.apply`` folded over its events; each event
-row also keeps the state it led to, so reading a county's current cases is one query, and
-``rebuild`` replays every event and checks the stored states against the replay.
+row also keeps the state it led to, and each household's current case is also one row of
+``case_current`` (``riskml.cases.current``, written with the event), so reading a county's
+current cases is one indexed range. ``rebuild`` replays every event and checks the stored
+states and the current rows against the replay (and rewrites the current rows on request).
 
 One open case per household: a household's events are numbered 1, 2, ... across its cases
 (the primary key), an action is checked against the household's latest event and stored
@@ -25,16 +27,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from riskml.cases import current as projection
 from riskml.cases import machine
 from riskml.cases.machine import Actor, Refusal
 from riskml.cases.procedure import Procedure
 from riskml.cases.procedure import load as load_procedure
 from riskml.store.entries import describe, new_decision_id, now_iso, rows_from_entries
 from riskml.store.ledger import Ledger, LedgerError
-from riskml.store.tables import case_events, decisions
+from riskml.store.tables import case_current, case_events, decisions
 
 log = logging.getLogger("riskml.cases")
 
@@ -59,6 +62,8 @@ class Rebuilt:
     households: int
     mismatched: list[str]
     seconds: float
+    current_mismatched: int = 0  # households whose ``case_current`` row differs (or is missing)
+    current_repaired: int = 0  # of them, rewritten (``rebuild(repair=True)``)
 
 
 def _event_row(row: Any) -> dict[str, Any]:
@@ -85,6 +90,8 @@ class CaseStore:
     def __init__(self, ledger: Ledger, procedure: Procedure | None = None):
         self.ledger = ledger
         self.procedure = procedure or load_procedure()
+        if projection.is_empty(ledger.engine) and self.count():
+            self.rebuild(repair=True)  # a database from before ``case_current``: fill it
 
     # ------------------------------------------------------------------ reads
     def _rows(self, stmt: Any) -> list[dict[str, Any]]:
@@ -138,34 +145,40 @@ class CaseStore:
         village_codes: Sequence[str] | None = None,
         township_codes: Sequence[str] | None = None,
         statuses: Sequence[str] | None = None,
+        *,
+        summary: bool = False,
     ) -> list[dict[str, Any]]:
         """The current case of every household in scope (None everywhere: all), optionally by status.
 
         Scope: in any of the counties, villages or townships given (an empty scope: nothing).
+        A household's current case is its latest event anywhere: one moved out of the scope is
+        not in it. ``summary``: only what a worklist reads (``current.SUMMARY``), from the
+        ``case_current`` rows alone; else each case's whole state.
         """
-        e = case_events.c
-        latest = select(e.household_id, func.max(e.seq).label("seq")).group_by(e.household_id)
+        c = case_current.c
+        stmt = select(c.summary) if summary else select(case_events.c.state).join(
+            case_current,
+            and_(case_events.c.household_id == c.household_id, case_events.c.seq == c.seq),
+        )  # fmt: skip
         if county_codes is not None or village_codes is not None or township_codes is not None:
             ors = []
             if county_codes:
-                ors.append(e.county_code.in_(sorted(county_codes)))
+                ors.append(c.county_code.in_(sorted(county_codes)))
             if village_codes:
-                ors.append(e.village_code.in_(sorted(village_codes)))
-            for t in sorted(township_codes or ()):
-                ors.append(e.village_code.startswith(t, autoescape=True))
+                ors.append(c.village_code.in_(sorted(village_codes)))
+            if township_codes:
+                ors.append(c.township_code.in_(sorted(township_codes)))
             if not ors:
                 return []
-            latest = latest.where(or_(*ors))
-        sub = latest.subquery("latest")
-        later = case_events.alias("later").c
-        stmt = select(case_events).join(
-            sub, and_(e.household_id == sub.c.household_id, e.seq == sub.c.seq)
-        )
-        # the household's latest event anywhere: a household moved out of the scope is not in it
-        stmt = stmt.where(~exists().where(later.household_id == e.household_id, later.seq > e.seq))
+            stmt = stmt.where(or_(*ors))
         if statuses is not None:
-            stmt = stmt.where(e.status.in_(list(statuses)))
-        return [r["state"] for r in self._rows(stmt)]
+            stmt = stmt.where(c.status.in_(list(statuses)))
+        try:
+            with self.ledger.engine.connect() as conn:
+                values = conn.execute(stmt).scalars().all()
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"case store read failed: {describe(exc)}") from exc
+        return [json.loads(v) if isinstance(v, str) else v for v in values]
 
     def find_replay(self, actor: Actor, idempotency_key: str) -> dict[str, Any] | None:
         """The event an actor stored with this Idempotency-Key, if any."""
@@ -288,6 +301,7 @@ class CaseStore:
                             ),  # fmt: skip
                         )
                     conn.execute(case_events.insert(), [row])
+                    projection.upsert(conn, [projection.row(event["seq"], after)])
             except IntegrityError as exc:
                 if idempotency_key is not None:
                     prior = self.find_replay(actor, idempotency_key)
@@ -337,8 +351,9 @@ class CaseStore:
         return Acted(_event(prior), prior["state"], replayed=True)
 
     # ------------------------------------------------------------------ rebuild
-    def rebuild(self, batch: int = 20_000) -> Rebuilt:
-        """Replay every event through ``machine.apply``; compare with each case's stored state.
+    def rebuild(self, batch: int = 20_000, *, repair: bool = False) -> Rebuilt:
+        """Replay every event through ``machine.apply``; compare with each case's stored state
+        and each household's ``case_current`` row (``repair``: rewrite the rows that differ).
 
         One query streamed in (household, number) order; the garbage collector is paused
         while every case's state stays live (it would walk them over and over).
@@ -350,7 +365,7 @@ class CaseStore:
         keys = [c.name for c in stmt.selected_columns]
         states: dict[str, dict[str, Any]] = {}
         stored: dict[str, str] = {}  # case_id -> status stored with its last event
-        households: set[str] = set()
+        latest: dict[str, tuple[int, dict[str, Any]]] = {}  # household -> (seq, state)
         n = 0
         current: dict[str, Any] | None = None
         was = gc.isenabled()
@@ -367,14 +382,45 @@ class CaseStore:
                         current = None  # another household's case, or a new case
                     current = states[ev["case_id"]] = machine.apply(current, ev)
                     stored[ev["case_id"]] = ev["status"]
-                    households.add(ev["household_id"])
+                    latest[ev["household_id"]] = (ev["seq"], current)
+            kept = projection.stored(self.ledger.engine)
         except SQLAlchemyError as exc:
             raise LedgerError(f"case store read failed: {describe(exc)}") from exc
         finally:
             if was:
                 gc.enable()
         mismatched = sorted(c for c, s in states.items() if s["status"] != stored[c])
-        return Rebuilt(len(states), n, len(households), mismatched, time.perf_counter() - t0)
+        differ = [
+            (h, seq, state, h in kept)
+            for h, (seq, state) in latest.items()
+            if kept.get(h) != projection.row(seq, state)
+        ]
+        extra = sorted(set(kept) - set(latest))  # a row with no events: never written by act
+        repaired = self._repair(differ, extra) if repair else 0
+        return Rebuilt(
+            len(states), n, len(latest), mismatched, time.perf_counter() - t0,
+            len(differ) + len(extra), repaired,
+        )  # fmt: skip
+
+    def _repair(self, differ: list[tuple[str, int, dict[str, Any], bool]], extra: list[str]) -> int:
+        """Rewrite the current rows that differ from the replay, in one transaction; a row a
+        concurrent action has made newer meanwhile is left as that action wrote it."""
+        c = case_current.c
+        try:
+            with self.ledger.writer.begin() as conn:
+                if extra:
+                    conn.execute(case_current.delete().where(c.household_id.in_(extra)))
+                for i in range(0, len(differ), 5_000):
+                    part = differ[i : i + 5_000]
+                    for h, seq, _, had_row in part:
+                        if had_row:
+                            conn.execute(
+                                case_current.delete().where(c.household_id == h, c.seq <= seq)
+                            )
+                    projection.upsert(conn, [projection.row(seq, st) for _, seq, st, _ in part])
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"nothing repaired: {describe(exc)}") from exc
+        return len(differ) + len(extra)
 
 
 def _request_key(actor: Actor, key: str) -> str:

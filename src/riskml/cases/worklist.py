@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from riskml.cases.machine import IDENTIFYING, OPEN, Step, clock, iso, next_step, parse_time
+from riskml.cases.machine import IDENTIFYING, OPEN, Step, iso, next_step, parse_time
 from riskml.cases.procedure import Procedure
 from riskml.model.expected import ExpectedCount, expected_count
 
@@ -98,15 +98,16 @@ def build(
 ) -> Worklist:
     """The worklist of a role over the cases and latest decisions in its scope.
 
-    ``cases``: the current case of each household (``CaseStore.current_cases``);
-    ``decisions``: the latest decision of each household (``Ledger.latest_by_household``,
-    rows with household_id, village_code, score, risk_level, flagged, flagged_by,
-    decision_id). ``caseworkers`` share the visits (per village for a township: each
+    ``cases``: the current case of each household (``CaseStore.current_cases``, a summary
+    is enough); ``decisions``: the latest decision of each household
+    (``riskml.store.latest.latest_scores``: rows with household_id, village_code, score,
+    risk_level, flagged, flagged_by, decision_id). ``caseworkers`` share the visits (per village for a township: each
     village's grid worker); ``assignee``: a caseworker sees the cases assigned to it or to
     nobody. ``weeks``: the window the capacity covers.
     """
     by_household = {d["household_id"]: d for d in decisions}
     horizon = iso(parse_time(now) + timedelta(days=7 * weeks))
+    soon = iso(parse_time(now) + timedelta(days=procedure.due_soon_days))  # as machine.clock
     visits: list[Item] = []
     leads: list[Item] = []
     steps: list[Item] = []
@@ -118,7 +119,7 @@ def build(
         step: Step | None = next_step(c, procedure)
         if step is None:  # rejected or dropped (an eliminated case still has follow-ups)
             continue
-        state = clock(c, procedure, now)
+        state = "overdue" if now > step.due_at else "due_soon" if step.due_at <= soon else "on_time"
         if c["status"] in OPEN:
             counts["open"] += 1
             counts["monitored"] += c["status"] not in IDENTIFYING

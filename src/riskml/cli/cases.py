@@ -3,7 +3,7 @@
 They read the case store in the ledger's database (``riskml.cases.store``); every action is
 taken through the service's API (``POST /households/{id}/case/{action}``) or its pages, so
 that it names an actor with a key. ``rebuild`` replays every event and checks each case's
-stored state.
+stored state and each household's current-case row (``--repair`` rewrites those that differ).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def list_cases(
     from riskml.store.entries import now_iso
 
     store = _store(ledger)
-    states = store.current_cases(county_codes=county or None)
+    states = store.current_cases(county_codes=county or None, summary=True)
     now = now_iso()
     counts = Counter((s["status"], clock(s, store.procedure, now) or "closed") for s in states)
     if not counts:
@@ -72,15 +72,22 @@ def show(household_id: str, ledger: str | None = _LEDGER) -> None:
 
 
 @cases_app.command("rebuild")
-def rebuild(ledger: str | None = _LEDGER) -> None:
-    """Replay every case event and check each case's stored state; exit 1 on a mismatch."""
+def rebuild(
+    ledger: str | None = _LEDGER,
+    repair: bool = typer.Option(
+        False, "--repair", help="rewrite the current-case rows that differ from the replay"
+    ),
+) -> None:
+    """Replay every case event and check each case's stored state and each household's
+    current-case row; exit 1 on a mismatch (a current row rewritten by --repair is not one)."""
     store = _store(ledger)
-    r = store.rebuild()
+    r = store.rebuild(repair=repair)
     typer.echo(
         f"{r.events:,} event(s), {r.cases:,} case(s) of {r.households:,} household(s) "
-        f"rebuilt in {r.seconds:.2f} s; {len(r.mismatched)} mismatch(es)"
+        f"rebuilt in {r.seconds:.2f} s; {len(r.mismatched)} mismatch(es); "
+        f"{r.current_mismatched:,} current-case row(s) differ, {r.current_repaired:,} rewritten"
     )
-    if r.mismatched:
+    if r.mismatched or r.current_mismatched > r.current_repaired:
         raise typer.Exit(1)
 
 
@@ -93,10 +100,12 @@ def worklist_cmd(
     """A county's capacity-aware worklist (counts; what fits this week and what is beyond)."""
     from riskml.cases import worklist
     from riskml.store.entries import now_iso
+    from riskml.store.latest import latest_scores
 
     store = _store(ledger)
-    decisions = store.ledger.latest_by_household([county], [], with_json=False)
-    wl = worklist.build(role, store.current_cases([county]), decisions, store.procedure, now_iso())
+    decisions = latest_scores(store.ledger.engine, [county])
+    cases = store.current_cases([county], summary=True)
+    wl = worklist.build(role, cases, decisions, store.procedure, now_iso())
     fits = Counter(i.kind for i in wl.fits)
     typer.echo(
         f"capacity {wl.capacity} visit(s) this week: {len(wl.fits)} fit "

@@ -30,6 +30,7 @@ from riskml.cases.machine import ACTIONS, CLOSED, Actor, Refusal, clock, next_st
 from riskml.cases.store import Acted, CaseStore
 from riskml.data import schema
 from riskml.store.entries import now_iso
+from riskml.store.latest import latest_scores
 from riskml.store.ledger import LedgerError
 from riskml.store.once import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_RULE
 
@@ -168,13 +169,16 @@ class CaseDesk:
         )
         return _reply(200, {"case": case_view(state, self.procedure), "events": events})
 
-    def scoped_cases(self, principal: Any, statuses: list[str] | None = None) -> list[dict]:
+    def scoped_cases(
+        self, principal: Any, statuses: list[str] | None = None, *, summary: bool = False
+    ) -> list[dict]:
         a = actor_of(principal)
         if a.role == "admin":
-            return self.store.current_cases(statuses=statuses)
+            return self.store.current_cases(statuses=statuses, summary=summary)
         return self.store.current_cases(
-            sorted(a.counties), sorted(a.villages), sorted(a.townships), statuses=statuses
-        )
+            sorted(a.counties), sorted(a.villages), sorted(a.townships), statuses=statuses,
+            summary=summary,
+        )  # fmt: skip
 
     def worklist(self, authorization: str | None, now: str | None = None) -> Any:
         principal, denied = self._principal(authorization)
@@ -185,15 +189,19 @@ class CaseDesk:
 
     def worklist_for(self, principal: Any, now: str | None = None) -> worklist.Worklist:
         now = now or now_iso()
-        counties, villages = principal.scope_filter()
-        decisions = self.service.ledger.latest_by_household(counties, villages, with_json=False)
-        if principal.role != "admin":
-            decisions = [
-                d for d in decisions if principal.can_read(d["county_code"], d["village_code"])
-            ]
+        a = actor_of(principal)
+        engine = self.service.ledger.engine
+        if a.role == "admin":
+            decisions = latest_scores(engine)
+        elif a.role in ("caseworker", "township", "county"):
+            decisions = latest_scores(
+                engine, sorted(a.counties), sorted(a.villages), sorted(a.townships)
+            )
+        else:
+            decisions = []
         return worklist.build(
             principal.role,
-            self.scoped_cases(principal),
+            self.scoped_cases(principal, summary=True),
             decisions,
             self.procedure,
             now,
@@ -402,7 +410,7 @@ class CaseDesk:
                 return cached
             now = now_iso()
             counts: Counter[tuple[str, str]] = Counter()
-            for s in self.store.current_cases():
+            for s in self.store.current_cases(summary=True):
                 counts[(s["status"], clock(s, self.procedure, now) or "closed")] += 1
             self._gauges = (time.monotonic(), dict(counts))
             return self._gauges[1]

@@ -5,7 +5,8 @@ SQLite: every connection gets a busy timeout, foreign keys, WAL and
 NORMAL, where a commit can be lost in a power cut after it was answered);
 transactions of the write engine (``execution_options(riskml_write=True)``)
 take the write lock up front (BEGIN IMMEDIATE). The schema is the tables of
-``riskml.store.tables`` with their insert-only triggers (SQLite and PostgreSQL).
+``riskml.store.tables`` with their insert-only triggers (SQLite and PostgreSQL),
+and the trigger that keeps each household's latest decision (``riskml.store.latest``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
 from riskml.data.json_text import serialize
+from riskml.store import latest
 from riskml.store.tables import (
     INSERT_ONLY,
     PG_CREATE_LOCK,
@@ -93,6 +95,7 @@ def create_schema(writer: Engine, dialect: str) -> None:
         if dialect == "postgresql":
             conn.execute(text(f"SELECT pg_advisory_xact_lock({PG_CREATE_LOCK})"))
         metadata.create_all(conn, checkfirst=True)
+        _create_indexes(conn)
         if dialect == "sqlite":
             for stmt in SQLITE_TRIGGERS:
                 conn.exec_driver_sql(stmt)
@@ -111,3 +114,11 @@ def create_schema(writer: Engine, dialect: str) -> None:
                 conn.exec_driver_sql(PG_FUNCTION)
                 for stmt in missing:
                     conn.exec_driver_sql(stmt)
+        latest.create(conn, dialect)
+
+
+def _create_indexes(conn: Connection) -> None:
+    """Indexes added to tables that already existed (create_all makes only a new table's)."""
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)

@@ -167,6 +167,49 @@ Index(
     case_events.c.seq,
 )
 Index("ix_case_events_created_at", case_events.c.created_at)
+Index("ix_case_events_village", case_events.c.village_code, case_events.c.household_id)
+
+# Each household's current case (riskml.cases.store): a projection of case_events, written in
+# the same transaction as each event (kept only when its event is the household's newest), so a
+# county's worklist reads one row per household in scope, not its events. Derived, never the
+# record: `riskml cases rebuild` rewrites it from the events and reports any difference.
+case_current = Table(
+    "case_current",
+    metadata,
+    Column("household_id", String(64), primary_key=True),
+    Column("seq", Integer, nullable=False),  # the household's latest event
+    Column("case_id", String(32), nullable=False),
+    Column("county_code", String(6), nullable=False),
+    Column("township_code", String(9), nullable=False),
+    Column("village_code", String(12), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("summary", _json(), nullable=False),  # what worklists read (cases.store.SUMMARY)
+)
+Index("ix_case_current_county", case_current.c.county_code, case_current.c.status)
+Index("ix_case_current_township", case_current.c.township_code)
+Index("ix_case_current_village", case_current.c.village_code)
+
+# Each household's latest decision (by DECISION_ORDER), the columns a worklist reads: kept by a
+# trigger on every insert into decisions (riskml.store.latest), so any writer keeps it; derived,
+# rebuildable from decisions.
+latest_decisions = Table(
+    "latest_decisions",
+    metadata,
+    Column("household_id", String(64), primary_key=True),
+    Column("decision_id", String(32), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("county_code", String(6), nullable=False),
+    Column("township_code", String(9), nullable=False),
+    Column("village_code", String(12), nullable=False),
+    Column("score", Float),
+    Column("risk_level", String(16)),
+    Column("flagged", Boolean, nullable=False),
+    Column("flagged_by", String),
+)
+Index("ix_latest_decisions_county", latest_decisions.c.county_code)
+Index("ix_latest_decisions_township", latest_decisions.c.township_code)
+Index("ix_latest_decisions_village", latest_decisions.c.village_code)
 
 # A department's alert (riskml.alerts): stored once per (department, alert_id), with the
 # decision its merged record got (None for an unknown household: kept, unmatched, listed for
