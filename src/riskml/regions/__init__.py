@@ -1,0 +1,1 @@
+"""Regions: under-developed areas watched and supported as areas (issue 17)."""
