@@ -1,8 +1,8 @@
 """Each household's current case as one row: the projection a worklist reads.
 
-``case_current`` (``riskml.store.tables``) holds, per household, its latest event's number,
-case id, place, status and a ``summary`` of the case's state: the keys a worklist, the
-clocks and the gauges read (``SUMMARY``; ``plan`` as a flag). It is written in the same
+``case_current`` (``riskml.store.tables``) holds, per household, its latest event's number
+and, as plain columns, the keys of the case's state a worklist, the clocks and the gauges
+read (``SUMMARY``; ``plan`` as a flag; the township besides). It is written in the same
 transaction as every event, and kept only when that event is the household's newest, so
 two concurrent actions leave the newer one. It is derived, never the record: the events
 are; ``CaseStore.rebuild`` compares it with the replayed events and can rewrite it.
@@ -36,12 +36,17 @@ def summary(state: dict[str, Any]) -> dict[str, Any]:
 def row(seq: int, state: dict[str, Any]) -> dict[str, Any]:
     """The projection row of a household whose latest event ``seq`` led to ``state``."""
     return {
-        "household_id": state["household_id"], "seq": seq, "case_id": state["case_id"],
-        "county_code": state["county_code"],
-        "township_code": state["village_code"][:TOWNSHIP_DIGITS],
-        "village_code": state["village_code"], "status": state["status"],
-        "summary": summary(state),
+        "household_id": state["household_id"], "seq": seq,
+        "township_code": state["village_code"][:TOWNSHIP_DIGITS], **summary(state),
     }  # fmt: skip
+
+
+def summaries(conn: Connection, where: Any = None) -> list[dict[str, Any]]:
+    """The summaries of the rows ``where`` selects (None: all)."""
+    stmt = select(*[case_current.c[k] for k in SUMMARY])
+    if where is not None:
+        stmt = stmt.where(where)
+    return [dict(zip(SUMMARY, r, strict=True)) for r in conn.execute(stmt).all()]
 
 
 def upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -75,4 +80,6 @@ def stored(engine: Engine) -> dict[str, dict[str, Any]]:
         return {r[0]: dict(zip(keys, r, strict=True)) for r in result}
 
 
-__all__ = ["SUMMARY", "TOWNSHIP_DIGITS", "is_empty", "row", "stored", "summary", "upsert"]
+__all__ = [
+    "SUMMARY", "TOWNSHIP_DIGITS", "is_empty", "row", "stored", "summaries", "summary", "upsert",
+]  # fmt: skip

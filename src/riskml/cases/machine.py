@@ -17,7 +17,7 @@ the steps follow).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from riskml.cases.fields import (
     payload_problems,
@@ -144,6 +144,10 @@ def iso(t: datetime) -> str:
 
 
 def _plus_days(at: str, days: int) -> str:
+    # UTC with microseconds, as the store writes times (``iso``'s Z or ``now_iso``'s +00:00):
+    # whole days move the date only (a county's worklist adds some 30,000 deadlines)
+    if at[10:11] == "T" and (len(at) == 27 and at[26] == "Z" or at[26:] == "+00:00"):
+        return f"{(date.fromisoformat(at[:10]) + timedelta(days=days)).isoformat()}{at[10:26]}Z"
     return iso(parse_time(at) + timedelta(days=days))
 
 
@@ -384,7 +388,8 @@ def next_step(s: dict, procedure: Procedure) -> Step | None:
     """The case's next step and its deadline (None for a closed case)."""
     d = procedure.days
     status = s["status"]
-    decision_due = _plus_days(s["opened_at"], d("decision"))
+    if status in IDENTIFYING:  # identification has its deadline from the lead
+        decision_due = _plus_days(s["opened_at"], d("decision"))
     if status == "lead":
         return Step(
             "assign", "township", min(_plus_days(s["opened_at"], d("assign")), decision_due)

@@ -156,10 +156,7 @@ class CaseStore:
         ``case_current`` rows alone; else each case's whole state.
         """
         c = case_current.c
-        stmt = select(c.summary) if summary else select(case_events.c.state).join(
-            case_current,
-            and_(case_events.c.household_id == c.household_id, case_events.c.seq == c.seq),
-        )  # fmt: skip
+        where = []
         if county_codes is not None or village_codes is not None or township_codes is not None:
             ors = []
             if county_codes:
@@ -170,12 +167,18 @@ class CaseStore:
                 ors.append(c.township_code.in_(sorted(township_codes)))
             if not ors:
                 return []
-            stmt = stmt.where(or_(*ors))
+            where.append(or_(*ors))
         if statuses is not None:
-            stmt = stmt.where(c.status.in_(list(statuses)))
+            where.append(c.status.in_(list(statuses)))
         try:
             with self.ledger.engine.connect() as conn:
-                values = conn.execute(stmt).scalars().all()
+                if summary:
+                    return projection.summaries(conn, and_(*where) if where else None)
+                stmt = select(case_events.c.state).join(
+                    case_current,
+                    and_(case_events.c.household_id == c.household_id, case_events.c.seq == c.seq),
+                )
+                values = conn.execute(stmt.where(*where)).scalars().all()
         except SQLAlchemyError as exc:
             raise LedgerError(f"case store read failed: {describe(exc)}") from exc
         return [json.loads(v) if isinstance(v, str) else v for v in values]

@@ -113,7 +113,7 @@ def latest_scores(
     with engine.connect() as conn:
         result = conn.execute(stmt)
         keys = list(result.keys())
-        return [dict(zip(keys, r, strict=True)) for r in result]
+        return [dict(zip(keys, r, strict=True)) for r in result.all()]
 
 
 __all__ = ["COLUMNS", "check", "create", "latest_scores"]

@@ -169,7 +169,7 @@ Index(
 Index("ix_case_events_created_at", case_events.c.created_at)
 Index("ix_case_events_village", case_events.c.village_code, case_events.c.household_id)
 
-# Each household's current case (riskml.cases.store): a projection of case_events, written in
+# Each household's current case (riskml.cases.current): a projection of case_events, written in
 # the same transaction as each event (kept only when its event is the household's newest), so a
 # county's worklist reads one row per household in scope, not its events. Derived, never the
 # record: `riskml cases rebuild` rewrites it from the events and reports any difference.
@@ -183,7 +183,20 @@ case_current = Table(
     Column("township_code", String(9), nullable=False),
     Column("village_code", String(12), nullable=False),
     Column("status", String(32), nullable=False),
-    Column("summary", _json(), nullable=False),  # what worklists read (cases.store.SUMMARY)
+    # the rest of what a worklist reads of the state (cases.current.SUMMARY): plain columns,
+    # nothing to decode (a county reads some ten thousand rows)
+    Column("assignee", String),
+    Column("opened_at", String(32)),
+    Column("assigned_at", String(32)),
+    Column("visited_at", String(32)),
+    Column("checked_at", String(32)),
+    Column("notice_at", String(32)),
+    Column("decided_at", String(32)),
+    Column("last_visit_at", String(32)),
+    Column("proposed_at", String(32)),
+    Column("elimination_township_at", String(32)),
+    Column("eliminated_at", String(32)),
+    Column("plan", Boolean, nullable=False),  # whether the case has a support plan
 )
 Index("ix_case_current_county", case_current.c.county_code, case_current.c.status)
 Index("ix_case_current_township", case_current.c.township_code)
