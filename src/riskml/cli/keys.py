@@ -9,7 +9,7 @@ import typer
 from riskml.cli.app import app
 
 keys_app = typer.Typer(
-    help="API keys with roles (scorer, caseworker, admin) and caseworker scopes.",
+    help="API keys with roles (scorer, caseworker, township, county, department, reporter, admin, metrics) and their scopes.",
     no_args_is_help=True,
 )
 
@@ -22,12 +22,14 @@ def add(
         ..., "--id", help="a name for the key, shown in logs and the ledger"
     ),
     role: str = typer.Option(
-        ..., "--role", help="scorer, caseworker, township, county, department, admin or metrics"
+        ...,
+        "--role",
+        help="scorer, caseworker, township, county, department, reporter, admin or metrics",
     ),
     county: list[str] = typer.Option(
         [],
         "--county",
-        help="6-digit county code a caseworker may read, or a scorer may write (repeatable; a scorer without any writes every county)",
+        help="6-digit county code a caseworker or county key may read, a scorer may write, a reporter may report in (repeatable; a scorer without any writes every county)",
     ),
     village: list[str] = typer.Option(
         [], "--village", help="12-digit village code a caseworker may read (repeatable)"

@@ -10,6 +10,8 @@ Roles:
   a caseworker may also be scoped by townships;
 - ``department`` (scoped by counties and departments) pushes its departments' alerts
   (``POST /alerts``, ``riskml.alerts``);
+- ``reporter`` (scoped by counties): a registered social organisation, enterprise or
+  volunteer reports risks it sees (``POST /reports``, 社会参与) and reads nothing else;
 - ``admin`` may reload the model, read every decision and also score.
 
 Keys are configured as entries (YAML file and/or the JSON env var
@@ -65,7 +67,9 @@ __all__ = [
     "new_token",
 ]
 
-ROLES = ("scorer", "caseworker", "township", "county", "department", "admin", "metrics")
+ROLES = (
+    "scorer", "caseworker", "township", "county", "department", "reporter", "admin", "metrics",
+)  # fmt: skip
 # the roles that read households in a scope and act in the case loop (riskml.cases)
 CASE_ROLES = ("caseworker", "township", "county")
 TOKEN_PREFIX = "rk_"
@@ -156,6 +160,12 @@ class Principal:
             and department in self.departments
             and county_code in self.counties
         )
+
+    def can_report(self, county_code: str) -> bool:
+        """May this caller report a risk seen in this county (社会参与)?"""
+        if self.role == "admin":
+            return True
+        return self.role == "reporter" and county_code in self.counties
 
     def can_admin(self) -> bool:
         return self.role == "admin"
@@ -338,6 +348,8 @@ def _parse_entries(raw: Any, source: str) -> tuple[list[KeyEntry], list[str]]:
             problems.append(f"{where}: departments apply to department keys only")
         if role == "county" and (not counties or townships or villages):
             problems.append(f"{where}: a county key is scoped by counties only")
+        if role == "reporter" and (not counties or townships or villages):
+            problems.append(f"{where}: a reporter key is scoped by counties only")
         if role in ("admin", "metrics") and scoped:
             problems.append(f"{where}: counties/townships/villages do not apply to {role} keys")
         if role == "scorer" and (villages or townships):

@@ -210,6 +210,26 @@ def unmatched_alerts(authorization: str | None = Header(default=None)) -> JSONRe
     return respond(state.alert_desk().unmatched(authorization))
 
 
+@app.post("/reports")
+async def push_reports(
+    request: Request,
+    authorization: str | None = Header(default=None),
+    idempotency_key: str | None = Header(default=None),
+) -> JSONResponse:
+    """A registered reporter's risk reports (社会参与): stored once, matched ones led."""
+    body = await _json_body(request)
+    reply = await run_in_threadpool(state.report_desk().push, authorization, body, idempotency_key)
+    return respond(reply)
+
+
+@app.get("/reports/unmatched")
+def unmatched_reports(
+    village_code: str | None = None, authorization: str | None = Header(default=None)
+) -> JSONResponse:
+    """Reports riskml could not match to a household it knows, for the village."""
+    return respond(state.report_desk().unmatched(authorization, village_code))
+
+
 @app.get("/metrics")
 def metrics(authorization: str | None = Header(default=None)) -> Response:
     """riskml's Prometheus metrics, for an ``admin`` or a ``metrics`` key (401 without a valid key,

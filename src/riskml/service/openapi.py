@@ -30,6 +30,7 @@ from riskml.scoring.decide import MONITORING_TYPES
 from riskml.service.core import EXPLAIN_MODES, MAX_PROBLEMS, MAX_RECORDS
 from riskml.service.openapi_alerts import alert_paths, alert_schemas
 from riskml.service.openapi_cases import case_paths, case_schemas
+from riskml.service.openapi_reports import report_paths, report_schemas
 from riskml.store.entries import RISK_LEVELS
 
 SESSION_COOKIE = "riskml_cw"  # riskml.service.pages.session.SESSION_COOKIE (a test checks)
@@ -548,21 +549,23 @@ def _document_text() -> str:
         },
         "tags": [
             {"name": name}
-            for name in ("scoring", "decisions", "cases", "alerts", "model", "admin", "probes",
-                         "contract", "caseworker pages", "bentoml")
+            for name in ("scoring", "decisions", "cases", "alerts", "reports", "model", "admin",
+                         "probes", "contract", "caseworker pages", "bentoml")
         ],  # fmt: skip
         "paths": {
             **_api_paths(),
             **case_paths(_op, _json, _errors, _in_path, BEARER, KEYED),
             **alert_paths(_op, _json, _errors, BEARER, KEYED),
+            **report_paths(_op, _json, _errors, BEARER, KEYED),
             **_page_paths(),
         },
         "components": {
-            "schemas": {**component_schemas(), **case_schemas(), **alert_schemas()},
+            "schemas": {**component_schemas(), **case_schemas(), **alert_schemas(),
+                        **report_schemas()},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an API key "
                            "from `riskml keys add` (roles scorer, caseworker, township, county, "
-                           "department, admin, metrics)"},
+                           "department, reporter, admin, metrics)"},
                 "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
                             "description": "the caseworker pages' signed session cookie"},
             },

@@ -57,3 +57,17 @@ def alert_desk():  # -> riskml.service.alerts.AlertDesk
 
         _alert_desk = AlertDesk(service, desk().store)
     return _alert_desk
+
+
+_report_desk = None
+
+
+def report_desk():  # -> riskml.service.reports.ReportDesk
+    """The social reports' desk on the bound service (its leads go to the case desk's store)."""
+    global _report_desk
+    service = current()
+    if _report_desk is None or _report_desk.service is not service:
+        from riskml.service.reports import ReportDesk
+
+        _report_desk = ReportDesk(service, desk().store)
+    return _report_desk

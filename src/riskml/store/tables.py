@@ -248,10 +248,40 @@ alerts = Table(
 Index("ix_alerts_household", alerts.c.household_id, alerts.c.period)
 Index("ix_alerts_county", alerts.c.county_code, alerts.c.matched)
 
+# A registered reporter's risk report (社会参与, riskml.alerts.report_intake): stored once per
+# (reporter, report_id); matched (a household riskml knows) reports become leads of the case
+# loop, the others are listed for their village. ``request_key`` and ``request_digest``: the
+# Idempotency-Key of the request that stored it and the digest of that request's reports.
+social_reports = Table(
+    "social_reports",
+    metadata,
+    Column("reporter", String(64), nullable=False),  # the reporter's key id (or --reporter)
+    Column("report_id", String(64), nullable=False),
+    Column("received_at", String(32), nullable=False),
+    Column("caller", String, nullable=False),
+    Column("batch_id", String(32), nullable=False),
+    Column("organisation_kind", String(32), nullable=False),
+    Column("household_id", String(64)),
+    Column("county_code", String(6), nullable=False),
+    Column("village_code", String(12)),
+    Column("risk_types", _json(), nullable=False),
+    Column("observed_on", String(10), nullable=False),
+    Column("description", String(500)),
+    Column("reference", String(64)),
+    Column("matched", Boolean, nullable=False),
+    Column("request_key", String(255)),
+    Column("request_digest", String(64)),
+    PrimaryKeyConstraint("reporter", "report_id", name="pk_social_reports"),
+)
+Index("ix_social_reports_county", social_reports.c.county_code, social_reports.c.matched)
+Index("ix_social_reports_village", social_reports.c.village_code, social_reports.c.matched)
+Index("ix_social_reports_household", social_reports.c.household_id)
+Index("ix_social_reports_request", social_reports.c.reporter, social_reports.c.request_key)
+
 # every table of the ledger is insert-only
 INSERT_ONLY = (
     "decisions", "access_log", "idempotency_keys", "batch_runs", "batch_decisions",
-    "household_moves", "case_events", "alerts",
+    "household_moves", "case_events", "alerts", "social_reports",
 )  # fmt: skip
 
 DECISION_COLUMNS: tuple[str, ...] = tuple(c.name for c in decisions.columns)
