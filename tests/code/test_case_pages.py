@@ -316,3 +316,25 @@ def test_forms_map_to_json():
     assert body == {"measure": 1, "delivered_on": "2025-08-01"} and problems[0]["field"] == "amount"
     assert problem_text("consent", "needs consent", "zh").startswith("须经农户签字同意")
     assert problem_text("record.household_size", "at least 1", "en").endswith("at least 1")
+
+
+def test_the_list_shows_unmatched_social_reports_of_the_keys_villages_only(clients, service):
+    from riskml.alerts.report_intake import take_reports
+
+    def report(village: str, text: str) -> dict:
+        return {"organisation_kind": "volunteer", "county_code": village[:6],
+                "village_code": village, "description": text, "risk_types": ["illness"],
+                "observed_on": "2025-06-01"}  # fmt: skip
+
+    got = take_reports([report(VILLAGE, "村东头一户老人重病无人照料"),
+                        report(OTHER_VILLAGE, "另一县的报告")],
+                       ledger=service.ledger, reporter="cp-ngo", caller="reporter:cp-ngo")  # fmt: skip
+    assert (got.stored, got.unmatched) == (2, 2)
+    html = clients["cw"].get("/cw/cases").text
+    section = html[html.find('id="reports"') : html.find('id="expected"')]
+    assert "村东头一户老人重病无人照料" in section and "因病" in section
+    assert "另一县的报告" not in html
+    county = clients["county"].get("/cw/cases").text
+    assert "村东头一户老人重病无人照料" in county
+    en = clients["cw"].get("/cw/cases?lang=en").text
+    assert "Social reports not matched" in en

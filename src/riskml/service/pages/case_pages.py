@@ -35,6 +35,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from riskml.alerts.report_intake import unmatched as unmatched_reports
 from riskml.cases.fields import COPING, HOUSEHOLD_TYPES, SOURCES, VISIT_OUTCOMES
 from riskml.cases.machine import ACTIONS, CLOSED, FROM, IDENTIFYING, clock, next_step
 from riskml.data import schema
@@ -121,6 +122,20 @@ def _item_view(item: Any, lang: str, t: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _reports(principal: Principal, lang: str) -> list[dict[str, Any]]:
+    """Unmatched social reports in the key's villages, townships and counties, newest first."""
+    a = actor_of(principal)
+    scope = (None, None, None) if a.role == "admin" else (
+        sorted(a.counties), sorted(a.villages), sorted(a.townships))  # fmt: skip
+    rows = unmatched_reports(state.current().ledger, *scope, limit=MAX_SHOWN)
+    return [
+        {"village_code": r["village_code"] or r["county_code"], "observed_on": r["observed_on"],
+         "risks": "、".join(risk_type_name(x, lang) for x in r["risk_types"] or []),
+         "description": r["description"] or "", "report_id": r["report_id"]}
+        for r in rows
+    ]  # fmt: skip
+
+
 def list_view(principal: Principal, lang: str) -> dict[str, Any]:
     desk = state.desk()
     wl = desk.worklist_for(principal)
@@ -146,6 +161,7 @@ def list_view(principal: Principal, lang: str) -> dict[str, Any]:
             capacity=wl.capacity, weekly=desk.procedure.weekly_visits
         ),
         "expected": expected,
+        "reports": _reports(principal, lang),
     }
 
 

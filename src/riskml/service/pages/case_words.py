@@ -42,6 +42,14 @@ CASE_WORDS: dict[str, tuple[str, str]] = {
         "Per village, the sum of the households' calibrated risks, with the 90% interval "
         "(assuming households are independent: a county-wide shock makes it wider).",
     ),
+    "reports": ("社会报告（未匹配到农户）", "Social reports not matched to a household"),
+    "reports_note": (
+        "社会组织、企业和志愿者报告的风险，系统未能对应到已知农户：请入户核实，确认后登记线索。",
+        "Risks reported by social organisations, enterprises and volunteers that riskml could "
+        "not match to a known household: visit, and record a lead once you know the household.",
+    ),
+    "no_reports": ("暂无未匹配的社会报告。", "No unmatched social reports."),
+    "observed": ("发现日期", "seen on"),
     "expected_row": ("{v}：约 {e} 户（{lo}–{hi}），共 {n} 户", "{v}: about {e} ({lo}–{hi}) of {n}"),
     "overdue": ("已逾期", "overdue"),
     "due_soon": ("即将到期", "due soon"),
