@@ -321,7 +321,9 @@ def worklist_call(store: CaseStore, ledger: Ledger, role: str, scope: str):
     ((cases, decisions, build and reply, total, CPU) in s, the worklist)."""
     key = {"county": "county_codes", "township": "township_codes"}.get(role, "village_codes")
     t0, c0 = time.perf_counter(), time.process_time()
-    cases = store.current_cases(**{key: [scope]}, summary=True)
+    cases = store.current_cases(
+        **{key: [scope]}, statuses=list(worklist.LISTED_STATUSES), summary=True
+    )
     t1 = time.perf_counter()
     rows = latest_scores(ledger.engine, **{key: [scope]})
     t2 = time.perf_counter()

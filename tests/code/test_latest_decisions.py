@@ -31,7 +31,7 @@ def _expected(ledger: Ledger) -> dict[str, tuple]:
 
 
 def _kept(ledger: Ledger, **scope) -> dict[str, tuple]:
-    rows = latest.latest_scores(ledger.engine, **scope)
+    rows = latest.latest_scores(ledger.engine, columns=latest.COLUMNS, **scope)
     return {r["household_id"]: (r["decision_id"], r["period"], r["score"]) for r in rows}
 
 

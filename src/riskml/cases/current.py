@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from riskml.store.raw import tuples
 from riskml.store.tables import case_current
 
 # the keys of a case's state a worklist reads (``worklist.build``, ``machine.next_step``, clocks)
@@ -46,7 +47,10 @@ def summaries(conn: Connection, where: Any = None) -> list[dict[str, Any]]:
     stmt = select(*[case_current.c[k] for k in SUMMARY])
     if where is not None:
         stmt = stmt.where(where)
-    return [dict(zip(SUMMARY, r, strict=True)) for r in conn.execute(stmt).all()]
+    out = [dict(zip(SUMMARY, r, strict=True)) for r in tuples(conn, stmt)]
+    for d in out:
+        d["plan"] = bool(d["plan"])
+    return out
 
 
 def upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:

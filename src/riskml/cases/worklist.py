@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from riskml.cases.machine import IDENTIFYING, OPEN, Step, iso, next_step, parse_time
+from riskml.cases.machine import IDENTIFYING, OPEN, STATUSES, Step, iso, next_step, parse_time
 from riskml.cases.procedure import Procedure
 from riskml.model.expected import ExpectedCount, expected_count
 
@@ -29,6 +29,8 @@ STEP_ROLES = {
     "county": ("cross_check", "decide", "elimination_decide"),
 }
 LEVEL_ORDER = {"red": 0, "orange": 1, "yellow": 2, "green": 3}
+# the statuses a worklist reads (a rejected or dropped case has no next step: nothing to list)
+LISTED_STATUSES = tuple(s for s in STATUSES if s not in ("rejected", "dropped"))
 
 
 @dataclass

@@ -104,7 +104,7 @@ def worklist_cmd(
 
     store = _store(ledger)
     decisions = latest_scores(store.ledger.engine, [county])
-    cases = store.current_cases([county], summary=True)
+    cases = store.current_cases([county], statuses=list(worklist.LISTED_STATUSES), summary=True)
     wl = worklist.build(role, cases, decisions, store.procedure, now_iso())
     fits = Counter(i.kind for i in wl.fits)
     typer.echo(

@@ -201,7 +201,7 @@ class CaseDesk:
             decisions = []
         return worklist.build(
             principal.role,
-            self.scoped_cases(principal, summary=True),
+            self.scoped_cases(principal, list(worklist.LISTED_STATUSES), summary=True),
             decisions,
             self.procedure,
             now,

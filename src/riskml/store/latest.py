@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, or_, select
 
+from riskml.store.raw import tuples
 from riskml.store.tables import DECISION_ORDER, decisions, latest_decisions
 
 COLUMNS = (
@@ -88,17 +89,23 @@ def check(engine: Engine) -> int:
     return sum(kept.get(h) != row for h, row in ranked.items()) + len(set(kept) - set(ranked))
 
 
+WORKLIST_COLUMNS = (
+    "household_id", "village_code", "decision_id", "score", "risk_level", "flagged", "flagged_by",
+)  # fmt: skip
+
+
 def latest_scores(
     engine: Engine,
     county_codes: Sequence[str] | None = None,
     village_codes: Sequence[str] | None = None,
     township_codes: Sequence[str] | None = None,
+    columns: Sequence[str] = WORKLIST_COLUMNS,
 ) -> list[dict[str, Any]]:
-    """The latest decision of each household in scope (None everywhere: all): the columns of
-    ``latest_decisions``. Scope: in any of the counties, villages or townships given (an
-    empty scope: nothing)."""
+    """The latest decision of each household in scope (None everywhere: all): ``columns`` of
+    ``latest_decisions`` (by default what a worklist reads). Scope: in any of the counties,
+    villages or townships given (an empty scope: nothing)."""
     c = latest_decisions.c
-    stmt = select(latest_decisions)
+    stmt = select(*[c[k] for k in columns])
     if county_codes is not None or village_codes is not None or township_codes is not None:
         ors = []
         if county_codes:
@@ -111,9 +118,12 @@ def latest_scores(
             return []
         stmt = stmt.where(or_(*ors))
     with engine.connect() as conn:
-        result = conn.execute(stmt)
-        keys = list(result.keys())
-        return [dict(zip(keys, r, strict=True)) for r in result.all()]
+        rows = tuples(conn, stmt)
+    out = [dict(zip(columns, r, strict=True)) for r in rows]
+    if "flagged" in columns:
+        for d in out:
+            d["flagged"] = bool(d["flagged"])
+    return out
 
 
-__all__ = ["COLUMNS", "check", "create", "latest_scores"]
+__all__ = ["COLUMNS", "WORKLIST_COLUMNS", "check", "create", "latest_scores"]
