@@ -222,7 +222,7 @@ def example_alert(
 
 
 # --------------------------------------------------------------------------- one value
-def _field_rules(f: AlertField, v: Any) -> list[str]:
+def field_rules(f: AlertField, v: Any) -> list[str]:
     """The rules a present, non-null value breaks in department field ``f``."""
     if f.kind == "bool":
         return [] if is_flag(v) else [BOOL_RULE]
@@ -245,7 +245,7 @@ def _field_rules(f: AlertField, v: Any) -> list[str]:
     return out
 
 
-def _pattern_rules(name: str, v: Any) -> list[str]:
+def pattern_rules(name: str, v: Any) -> list[str]:
     if not isinstance(v, str):
         return [STRING_RULE]
     if not _PATTERNS[name].fullmatch(v):
@@ -255,7 +255,7 @@ def _pattern_rules(name: str, v: Any) -> list[str]:
     return []
 
 
-def _date_rules(v: Any) -> list[str]:
+def date_rules(v: Any) -> list[str]:
     if not isinstance(v, str):
         return [STRING_RULE]
     if not _DATE_RE.fullmatch(v):
@@ -330,7 +330,7 @@ def _one_alert(
         if v is _ABSENT or v is None:
             found.append((name, None, ABSENT_RULE if v is _ABSENT else MISSING_RULE))
         else:
-            found.extend((name, v, r) for r in _pattern_rules(name, v))
+            found.extend((name, v, r) for r in pattern_rules(name, v))
     alert_id = alert.get("alert_id")
     if alert_id is not None and not (isinstance(alert_id, str) and _ID_RE.fullmatch(alert_id)):
         found.append(
@@ -344,9 +344,9 @@ def _one_alert(
         if given is _ABSENT or given is None:
             found.append((dated, None, ABSENT_RULE if given is _ABSENT else MISSING_RULE))
         elif dept.event:
-            found.extend(("event_date", given, r) for r in _date_rules(given))
+            found.extend(("event_date", given, r) for r in date_rules(given))
         else:
-            found.extend(("period", given, r) for r in _pattern_rules("period", given))
+            found.extend(("period", given, r) for r in pattern_rules("period", given))
         stray = period if dept.event else event_date
         if stray is not _ABSENT and stray is not None:
             found.append(
@@ -362,7 +362,7 @@ def _one_alert(
                 if f.required:
                     found.append((f.name, None, ABSENT_RULE if v is _ABSENT else MISSING_RULE))
                 continue
-            found.extend((f.name, v, r) for r in _field_rules(f, v))
+            found.extend((f.name, v, r) for r in field_rules(f, v))
         if dept.one_of and all(alert.get(n) is None for n in dept.one_of):
             found.append((dept.one_of[0], None, one_of_rule(dept.one_of)))
         total_cost, month_cost = (
@@ -423,7 +423,7 @@ def alerts_frame(
     and text string; missing stays missing. The alerts must have passed
     ``alert_problems``.
     """
-    rows = _frame_rows(alerts) if isinstance(alerts, pd.DataFrame) else [dict(a) for a in alerts]
+    rows = frame_rows(alerts) if isinstance(alerts, pd.DataFrame) else [dict(a) for a in alerts]
     for r in rows:
         if r.get("department") is None:
             r["department"] = department
@@ -447,7 +447,7 @@ def alerts_frame(
     return pd.DataFrame(columns)
 
 
-def _plain_cell(v: Any) -> Any:
+def plain_cell(v: Any) -> Any:
     """A table cell as a JSON-like value: missing (None, NaN, NA) as None, numpy scalars unwrapped."""
     if v is None or v is pd.NA or v is pd.NaT:
         return None
@@ -458,11 +458,11 @@ def _plain_cell(v: Any) -> Any:
     return v
 
 
-def _frame_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
+def frame_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     """A frame's rows as dicts of JSON-like values (an empty cell is null, as in a table)."""
     names = [str(c) for c in df.columns]
     return [
-        {n: _plain_cell(v) for n, v in zip(names, row, strict=True)}
+        {n: plain_cell(v) for n, v in zip(names, row, strict=True)}
         for row in df.astype(object).itertuples(index=False, name=None)
     ]
 
@@ -487,7 +487,7 @@ class AlertFile:
     @property
     def alerts(self) -> list[dict[str, Any]]:
         """The alerts as JSON-like dicts (an empty cell is left out: a field not given)."""
-        return [{k: v for k, v in row.items() if v is not None} for row in _frame_rows(self.frame)]
+        return [{k: v for k, v in row.items() if v is not None} for row in frame_rows(self.frame)]
 
 
 def _type_csv_columns(df: pd.DataFrame) -> pd.DataFrame:
@@ -500,7 +500,7 @@ def _type_csv_columns(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _read_raw(path: Path) -> pd.DataFrame:
+def read_raw(path: Path) -> pd.DataFrame:
     if io.table_format(path) == "parquet":
         try:
             return pd.read_parquet(path)
@@ -551,11 +551,11 @@ def read_alert_file(path: str | Path, department: str, limit: int | None = 100) 
             f"unknown department {department!r}; use one of {', '.join(DEPARTMENT_CODES)}"
         )
     p = io.existing(path)
-    raw = _read_raw(p)
+    raw = read_raw(p)
     cols = column_problems(list(raw.columns), department)
     if cols:
         return AlertFile(raw.iloc[:0], cols, len(raw))
-    rows = _frame_rows(raw)
+    rows = frame_rows(raw)
     problems = alert_problems(rows, department, limit=limit)
     if problems.total:
         return AlertFile(raw.iloc[:0], problems, len(raw))

@@ -43,10 +43,12 @@ __all__ = [
     "NO_RECORD_YET",
     "UNKNOWN_HOUSEHOLD",
     "Merged",
+    "asof_positions",
     "group_alerts",
     "merge",
     "merge_frame",
     "order_key",
+    "previous_positions",
 ]
 
 UNKNOWN_HOUSEHOLD = "unknown household: no record to merge onto"
@@ -266,22 +268,12 @@ def merge_frame(
     with ``reason``; never dropped.
     """
     base = latest[list(FIELD_NAMES)].reset_index(drop=True)
-    hcode_b, hids = pd.factorize(base["household_id"])
-    key_b = (hcode_b.astype(np.int64) << _MONTH_BITS) + month_index(base["period"]).to_numpy()
-    order_b = np.argsort(key_b, kind="stable")
-    key_sorted = key_b[order_b]
-    found = pc.index_in(_text(alerts["household_id"]), value_set=_text(pd.Series(hids)))
-    hcode = pc.fill_null(found, -1).to_numpy().astype(np.int64)
-    key_a = (hcode << _MONTH_BITS) + month_index(alerts["period"]).to_numpy()
-    at_raw = np.searchsorted(key_sorted, key_a, side="right") - 1
-    at = np.clip(at_raw, 0, None)
-    known = (hcode >= 0) & (at_raw >= 0)
-    if len(key_sorted):
-        known &= (key_sorted[at] >> _MONTH_BITS) == hcode
+    asof, hcode = _lookup(base, alerts["household_id"], alerts["period"], strict=False)
+    known = asof >= 0
     unmatched = alerts.loc[~known].reset_index(drop=True)
     unmatched["reason"] = np.where(hcode[~known] < 0, UNKNOWN_HOUSEHOLD, NO_RECORD_YET)
     idx = np.flatnonzero(known)
-    record_pos = order_b[at[idx]] if len(key_sorted) else idx
+    record_pos = asof[idx]
     pcode, months = pd.factorize(alerts["period"].iloc[idx], sort=True)
     dcode_raw, depts = pd.factorize(alerts["department"].iloc[idx])
     dcode = (
@@ -346,6 +338,48 @@ def merge_frame(
         merged["alert_ids"] = sorted_ids.groupby(g, sort=True).agg(";".join).to_numpy()
     merged["alert_count"] = np.diff(np.r_[starts, n]).astype(np.int64)
     return merged, provenance, unmatched
+
+
+def _lookup(
+    records: pd.DataFrame, households: pd.Series, periods: pd.Series, strict: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per (household, month): the position in ``records`` of the household's latest record at or
+    before the month (``strict``: before it), −1 for none; and the household's code (−1: unknown)."""
+    hcode_b, hids = pd.factorize(records["household_id"])
+    key_b = (hcode_b.astype(np.int64) << _MONTH_BITS) + month_index(records["period"]).to_numpy()
+    order_b = np.argsort(key_b, kind="stable")
+    key_sorted = key_b[order_b]
+    found = pc.index_in(_text(households), value_set=_text(pd.Series(hids)))
+    hcode = pc.fill_null(found, -1).to_numpy().astype(np.int64)
+    key_a = (hcode << _MONTH_BITS) + month_index(periods).to_numpy()
+    at_raw = np.searchsorted(key_sorted, key_a, side="left" if strict else "right") - 1
+    at = np.clip(at_raw, 0, None)
+    known = (hcode >= 0) & (at_raw >= 0)
+    if len(key_sorted):
+        known &= (key_sorted[at] >> _MONTH_BITS) == hcode
+    else:
+        known[:] = False
+    return np.where(known, order_b[at] if len(key_sorted) else -1, -1), hcode
+
+
+def asof_positions(records: pd.DataFrame, households: pd.Series, periods: pd.Series) -> np.ndarray:
+    """Positions in ``records`` of each household's latest record at or before the month (−1: none).
+
+    The record ``merge_frame`` merges the alerts of that household and month onto, and the
+    record the triggers read (``record_before``).
+    """
+    return _lookup(records, households, periods, strict=False)[0]
+
+
+def previous_positions(
+    records: pd.DataFrame, households: pd.Series, periods: pd.Series
+) -> np.ndarray:
+    """Positions in ``records`` of each household's latest record before the month (−1: none).
+
+    The previous period of a merged record, as the ledger gives it to the service
+    (``Ledger.previous_records``: a strictly earlier period); the gap is not checked here.
+    """
+    return _lookup(records, households, periods, strict=True)[0]
 
 
 def _rows_applying(

@@ -27,10 +27,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
 from riskml import config
 from riskml.alerts.fields import ALL_FIELDS, AlertField
 from riskml.alerts.trigger_file import (
     CHOICE_ZH,
+    FLAG_OPS,
     Trigger,
     TriggerCondition,
     TriggerOverride,
@@ -191,3 +196,74 @@ class TriggerSet:
             )
         out.sort(key=lambda d: d["level"] != "red")
         return out
+
+    # ----------------------------------------------------------------------- a whole push
+    def record_fields(self) -> tuple[str, ...]:
+        """The household-record fields the triggers read (``only_if`` on the record)."""
+        names = [c.field for t in self.triggers for c in (t.condition, *t.only_if) if c.on_record]
+        return tuple(dict.fromkeys(names))
+
+    def fired_frame(self, alerts: pd.DataFrame, before: pd.DataFrame | None) -> pa.ListArray:
+        """The ids of the triggers each alert fires, red first then in file order, as ``fired``.
+
+        ``alerts``: typed as ``riskml.alerts.contract.alerts_frame`` types them (the
+        province from ``county_code``, the month from ``period``); ``before``: aligned
+        with them, the household's record before the alert (the ``record_fields``;
+        missing where unknown), or None when no household is known.
+        """
+        alerts = alerts.reset_index(drop=True)
+        n = len(alerts)
+        if before is not None:
+            before = before.reset_index(drop=True)
+        combo = (
+            alerts["department"].astype(str)
+            + "|"
+            + alerts["county_code"].astype(str).str.slice(0, 2)
+            + "|"
+            + alerts["period"].astype(str)
+        )
+        codes, combos = pd.factorize(combo)
+        rows_out, rank_out, ids_out = [], [], []
+        for k, key in enumerate(combos):
+            dept, prov, period = str(key).split("|")
+            active = self.active(dept, prov, period)
+            active = sorted(active, key=lambda t: t.level != "red")  # stable: file order kept
+            rows = np.flatnonzero(codes == k)
+            for rank, t in enumerate(active):
+                hold = np.ones(len(rows), dtype=bool)
+                for c in (t.condition, *t.only_if):
+                    hold &= _holds_frame(c, alerts, before, rows)
+                hit = rows[hold]
+                rows_out.append(hit)
+                rank_out.append(np.full(len(hit), rank))
+                ids_out.append(np.full(len(hit), t.id, dtype=object))
+        if not rows_out:
+            return pa.ListArray.from_arrays(np.zeros(n + 1, np.int32), pa.array([], pa.string()))
+        rows_all, rank_all = np.concatenate(rows_out), np.concatenate(rank_out)
+        order = np.lexsort((rank_all, rows_all))
+        offsets = np.r_[0, np.cumsum(np.bincount(rows_all, minlength=n))].astype(np.int32)
+        values = pa.array(np.concatenate(ids_out)[order], type=pa.string())
+        return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def _holds_frame(
+    c: TriggerCondition, alerts: pd.DataFrame, before: pd.DataFrame | None, rows: np.ndarray
+) -> np.ndarray:
+    """``c.holds`` for the alerts at ``rows`` (a missing value: ``when_unknown``)."""
+    source = before if c.on_record else alerts
+    if source is None or c.field not in source.columns:
+        return np.full(len(rows), c.when_unknown)
+    s = source[c.field].iloc[rows]
+    missing = np.array(s.isna().to_numpy(), dtype=bool)
+    if c.op in FLAG_OPS:
+        flags = np.array([bool(v) for v in s.to_numpy(dtype=object, na_value=False)], dtype=bool)
+        result = flags == (c.op == "is_true")
+    elif c.value is not None:
+        result = np.asarray((s.astype(object) == c.value).to_numpy(), dtype=bool)
+    else:
+        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        missing = missing | np.isnan(x)
+        t = float(c.threshold)  # type: ignore[arg-type]
+        with np.errstate(invalid="ignore"):
+            result = {"lt": x < t, "le": x <= t, "gt": x > t, "ge": x >= t, "eq": x == t}[c.op]
+    return np.where(missing, c.when_unknown, result)

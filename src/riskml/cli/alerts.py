@@ -3,7 +3,9 @@
 ``import`` takes a department's file (CSV or Parquet, one alert a row) through the same path as
 ``POST /alerts`` (``riskml.alerts.intake.take``), scoring the merged records with the batch
 engine's model and rules and the ledger's history: exit 0 done, 1 the file refused (every
-problem with its row and field, nothing stored), 2 a usage or file error.
+problem with its row and field, nothing stored), 2 a usage or file error. With ``--records
+RECORDS --out DIR`` it takes a monthly push in bulk (``riskml.alerts.bulk.import_push``): merged
+onto the records file, re-scored with the batch engine, written to DIR; the same exit codes.
 """
 
 from __future__ import annotations
@@ -37,9 +39,32 @@ def import_alerts(
     leads: bool = typer.Option(
         True, "--leads/--no-leads", help="lead triggered households into the case loop"
     ),
+    records: Path | None = typer.Option(
+        None,
+        "--records",
+        help="bulk: the households' latest records (Parquet or CSV, e.g. the last wave); "
+        "needs --out",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="bulk: the folder for decisions, alerts, unmatched, provenance"
+    ),
+    explain: str = typer.Option("flagged", "--explain", help="bulk: flagged, all or none"),
+    workers: int | None = typer.Option(
+        None, "--workers", help="bulk: worker processes (default: one per CPU from 50,000)"
+    ),
 ) -> None:
-    """Merge a department's alerts onto the households' latest records, re-score, store, lead."""
-    from riskml.alerts.contract import read_alert_file
+    """Merge a department's alerts onto the households' latest records, re-score, store, lead.
+
+    With --records and --out (a monthly push, up to millions of alerts): the bulk path of
+    riskml.alerts.bulk, merged onto the records file and re-scored with the batch engine,
+    written to files (the ledger and the case store are not written: riskml.alerts.bulk).
+    """
+    if (records is None) != (out is None):
+        fail("--records and --out go together (the bulk path)")
+    if records is not None and out is not None:
+        _import_bulk(file, department, records, out, model, explain, workers)
+        return
+    from riskml.alerts.bulk_check import read_alert_frame
     from riskml.alerts.fields import DEPARTMENT_CODES
     from riskml.alerts.intake import AlertsRefused, take
     from riskml.alerts.triggers import TriggerSet
@@ -52,7 +77,7 @@ def import_alerts(
     if department not in DEPARTMENT_CODES:
         fail(f"--department must be one of {', '.join(DEPARTMENT_CODES)}")
     with file_errors():
-        read = read_alert_file(file, department)
+        read = read_alert_frame(file, department)  # the row-wise validator's problems, by column
     if read.problems.total:
         typer.echo(
             f"refused: {read.problems.total} problem(s) in {file.name}; nothing was stored",
@@ -88,6 +113,40 @@ def import_alerts(
         f"{taken.unmatched:,} unmatched), {taken.already_stored:,} already stored; "
         f"{len(taken.rescored):,} household(s) re-scored, {taken.leads:,} lead(s)"
     )
+
+
+def _import_bulk(
+    file: Path, department: str, records: Path, out: Path, model: str, explain: str,
+    workers: int | None,
+) -> None:  # fmt: skip
+    from riskml.alerts.bulk import BulkRefused, import_push
+    from riskml.alerts.fields import DEPARTMENT_CODES
+    from riskml.scoring.batch import BatchError, load_model
+
+    if department not in DEPARTMENT_CODES:
+        fail(f"--department must be one of {', '.join(DEPARTMENT_CODES)}")
+    if explain not in ("flagged", "all", "none"):
+        fail("--explain must be flagged, all or none")
+    try:
+        with file_errors():
+            risk_model, info = load_model(model)
+            summary = import_push(
+                file, department, records, out, model=risk_model, info=info,
+                explain=explain, workers=workers,  # type: ignore[arg-type]
+            )  # fmt: skip
+    except BulkRefused as exc:
+        typer.echo(
+            f"refused: {exc.problems.total} problem(s) in {exc.problems.invalid_records} "
+            f"alert(s) of {file.name}; nothing was written",
+            err=True,
+        )
+        for p in exc.problems:
+            typer.echo(f"  row {p.row}: {p.field}: {p.rule}", err=True)
+        raise typer.Exit(INVALID) from None
+    except BatchError as exc:
+        fail(str(exc))
+    for line in summary.lines():
+        typer.echo(line)
 
 
 @alerts_app.command("unmatched")
