@@ -44,6 +44,14 @@ follow-up) before the first day of that month. *Overdue steps*: each step taken 
 deadline (``riskml.cases.machine.next_step``) plus each case whose next step is overdue on the
 last day (``machine.clock``); flagged households never taken as leads are counted as the
 backlog, not as overdue steps. Household ids appear in no figure.
+
+**Other sources of leads.** ``hook`` (``run_year``; none by default, and then the figures
+are those above) makes an object per ordering that is called every working day at 07:00
+(``on_day(d)``), before the offices, and may store leads of its own through the loop's
+store (department alerts: ``riskml.alerts.year``), each then handed to ``adopt``. Such a
+lead waits for the caseworker's next week, before the warning leads, earliest first, and
+is visited like them (the visit sees the same world). Its ``report()`` joins the
+ordering's figures under ``"hook"``.
 """
 
 from __future__ import annotations
@@ -56,7 +64,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -74,6 +82,14 @@ OFFICE = {"visited": ("cross_check", "county"), "noticed": ("township_review", "
           "township_approved": ("decide", "county"),
           "elimination_proposed": ("elimination_review", "township"),
           "elimination_township_approved": ("elimination_decide", "county")}  # fmt: skip
+
+
+class LoopHook(Protocol):
+    """Another source of leads in the year (see the module's docstring)."""
+
+    def on_day(self, d: date) -> None: ...
+
+    def report(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -148,7 +164,8 @@ class YearLoop:
     """One ordering's year on a world: the caseworkers' weeks and every step through the store."""
 
     def __init__(self, world: YearWorld, ordering: str, settings: YearSettings,
-                 procedure: Procedure, lines: ReferenceLines, ledger_url: str):  # fmt: skip
+                 procedure: Procedure, lines: ReferenceLines, ledger_url: str,
+                 hook: Callable[[YearLoop], LoopHook] | None = None):  # fmt: skip
         if ordering not in ORDERINGS:
             raise ValueError(f"ordering must be one of {', '.join(ORDERINGS)}")
         self.w, self.ordering, self.s = world, ordering, settings
@@ -180,6 +197,8 @@ class YearLoop:
         self.late: Counter[str] = Counter()
         self.slots = 0
         self.eliminated_labour: list[int] = []
+        self.position = {str(h): i for i, h in enumerate(world.households)}
+        self.hook = hook(self) if hook is not None else None
 
     # ------------------------------------------------------------------ helpers
     def month_of(self, d: date) -> int:
@@ -204,6 +223,12 @@ class YearLoop:
         self.count[action] += 1
         self.schedule(h)
         return acted.state
+
+    def adopt(self, h: int, state: dict[str, Any]) -> None:
+        """A case the hook changed through the store (a lead): follow it from its new state."""
+        self.state[h] = state
+        self.count["external_lead"] += 1
+        self.schedule(h)
 
     def schedule(self, h: int) -> None:
         """Put the case's next office (08:00) or desk (17:00) step on the agenda."""
@@ -302,6 +327,10 @@ class YearLoop:
         for b, members in enumerate(self.beats):
             self.slots += cap
             todo = [(h, "follow_up") for _, h in sorted(due.get(b, []))][:cap]
+            if self.hook is not None and len(todo) < cap:  # leads stored by the hook
+                waiting = sorted((self.state[h]["opened_at"], h) for h in members.tolist()
+                                 if h in self.state and self.state[h]["status"] == "lead")  # fmt: skip
+                todo += [(h, "lead") for _, h in waiting[: cap - len(todo)]]
             if len(todo) < cap:
                 todo += [(h, "lead") for h in self.leads(members, push, relead)[: cap - len(todo)]]
             for i, (h, kind) in enumerate(todo):
@@ -330,7 +359,8 @@ class YearLoop:
             lead: dict[str, Any] = {"source": "warning"}
             if push.risk_types[h]:
                 lead["risk_types"] = push.risk_types[h][: self.proc.max_risk_types]
-            self.act(h, cw, "lead", lead, at)
+            if self.state.get(h, {}).get("status") != "lead":  # not a lead stored by the hook
+                self.act(h, cw, "lead", lead, at)
             risk = self.w.finds_risk(h, m)
             types = self.found_types(h, m) if risk else []
             self.act(h, cw, "visit", {"consent": True, "outcome": "propose" if risk else "drop",
@@ -369,6 +399,8 @@ class YearLoop:
             if d.weekday() == 0 or d == self.start:
                 self.plan_week(d - timedelta(days=d.weekday()))
             if d.weekday() < 5:
+                if self.hook is not None:
+                    self.hook.on_day(d)
                 self.office(d)
                 for h, kind, i in self.visits_on.pop(d, []):
                     self.visit(h, kind, d, i)
@@ -403,7 +435,7 @@ class YearLoop:
             "capacity_per_week": self.capacity,
             "visit_slots": self.slots,
             "visits": c["visits"],
-            "first_visits": c["lead"],
+            "first_visits": c["visit"],
             "follow_ups": c["follow_up"],
             "capacity_used": round(c["visits"] / self.slots, 4) if self.slots else 0.0,
             "fell_below_line": len(fallers),
@@ -429,6 +461,7 @@ class YearLoop:
             "cases": rebuilt.cases,
             "rebuild_mismatches": len(rebuilt.mismatched),
             "seconds": round(seconds, 1),
+            **({"hook": self.hook.report()} if self.hook is not None else {}),
         }
 
 
@@ -440,6 +473,7 @@ def run_year(
     lines: ReferenceLines | None = None,
     ledger_dir: str | Path | None = None,
     say: Callable[[str], None] | None = None,
+    hook: Callable[[YearLoop], LoopHook] | None = None,
     **world_args: Any,
 ) -> dict[str, Any]:
     """Both orderings on the same world; the report as a dict (``format_report`` prints it)."""
@@ -459,9 +493,8 @@ def run_year(
         where.mkdir(parents=True, exist_ok=True)
         for ordering in ORDERINGS:
             say(f"running the year in {ordering} order")
-            loop = YearLoop(
-                world, ordering, s, proc, lines, f"sqlite:///{where / f'cases-{ordering}.db'}"
-            )
+            loop = YearLoop(world, ordering, s, proc, lines,
+                            f"sqlite:///{where / f'cases-{ordering}.db'}", hook)  # fmt: skip
             try:
                 out[ordering] = loop.run()
             finally:

@@ -93,6 +93,11 @@ class YearWorld:
     pushes: list[Push]
     training: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    # what scored the pushes, for paths that score again (department alerts: riskml.alerts.year)
+    model: RiskModel | None = field(default=None, repr=False)
+    ruleset: RuleSet | None = field(default=None, repr=False)
+    info: ModelInfo | None = field(default=None, repr=False)
+    last_year: pd.DataFrame | None = field(default=None, repr=False)  # June t - 1, world order
     _dicts: dict[int, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -290,4 +295,8 @@ def build_world(
         pushes=pushes,
         training=training,
         seconds=seconds,
+        model=model,
+        ruleset=ruleset,
+        info=info,
+        last_year=last_year,
     )

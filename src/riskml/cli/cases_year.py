@@ -60,6 +60,18 @@ def simulate_year(
     ledger_dir: Path | None = typer.Option(
         None, "--keep-ledger", help="keep the two simulated case ledgers (SQLite) in this folder"
     ),
+    alerts: bool = typer.Option(
+        False,
+        "--alerts/--no-alerts",
+        help="departments (medical, emergency) push alerts through the alerts intake; the "
+        "alert-quality figures join the report (see riskml.alerts.year)",
+    ),  # fmt: skip
+    alert_report: Path | None = typer.Option(
+        None,
+        "--alert-report",
+        help="with --alerts: write the alert-quality HTML report of each ordering here "
+        "(NAME-riskml.html, NAME-rules_only.html)",
+    ),  # fmt: skip
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress lines on stderr"),
 ) -> None:
     """Simulate a year of monthly pushes and caseworkers with a fixed capacity; print and write the figures.
@@ -68,6 +80,8 @@ def simulate_year(
     rules only: the hard rules' flags, red first) run on the same households, pushes, capacity
     and clock, every step through the case store's state machine. The figures: households
     reached before they fell below the line, confirmed cases, overdue steps, eliminations.
+    With --alerts, the medical insurance and emergency management departments push alerts
+    through the real intake, their leads are visited, and the alert-quality tables follow.
     """
     import time
 
@@ -76,6 +90,8 @@ def simulate_year(
 
     if previous not in ("push", "year"):
         fail("--previous must be push or year")
+    if alert_report is not None and not alerts:
+        fail("--alert-report needs --alerts")
     cfg = None
     if training is not None:
         with file_errors("cannot read the training config"):
@@ -95,10 +111,19 @@ def simulate_year(
             typer.echo(f"[{time.perf_counter() - t0:6.1f} s] {message}", err=True)
 
     try:
-        report = run_year(settings, ledger_dir=ledger_dir, say=say, train_config=cfg)
+        if alerts:
+            from riskml.alerts.year import run_year_with_alerts
+
+            report = run_year_with_alerts(
+                settings, ledger_dir=ledger_dir, say=say, train_config=cfg
+            )
+        else:
+            report = run_year(settings, ledger_dir=ledger_dir, say=say, train_config=cfg)
     except ValueError as exc:  # a year the simulator or the lines cannot cover
         fail(str(exc), 1)
     typer.echo(format_report(report))
+    if alerts:
+        _alert_quality(report, alert_report)
     if out is not None:
         with file_errors("cannot write the report"):
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -106,6 +131,24 @@ def simulate_year(
                 json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
             )
         typer.echo(f"report written to {out}")
+
+
+def _alert_quality(report: dict, html: Path | None) -> None:
+    """Print each ordering's alert-quality tables (and write their HTML reports)."""
+    from riskml.alerts.quality import AlertQuality
+    from riskml.monitoring.alert_report import format_quality, write_report
+
+    for ordering, o in report["orderings"].items():
+        hook = o["hook"]
+        q = AlertQuality.from_dict(hook["alert_quality"])
+        pushed = ", ".join(f"{k} {v:,}" for k, v in hook["department_alerts"].items())
+        typer.echo(f"\n--- {ordering} order: department alerts ({pushed})")
+        typer.echo(format_quality(q))
+        if html is not None:
+            where = html.with_name(f"{html.stem}-{ordering}{html.suffix or '.html'}")
+            with file_errors("cannot write the alert-quality report"):
+                write_report(q, where, f"simulated year, {ordering} order")
+            typer.echo(f"alert-quality report written to {where}")
 
 
 def add_commands(app: typer.Typer) -> None:

@@ -1,13 +1,15 @@
-"""Monitoring commands: monitor (drift, flag rates, realised performance), outcomes, retrain.
+"""Monitoring commands: monitor (drift, flag rates, realised performance, alert quality),
+alert-quality, outcomes, retrain.
 
 Exit codes: ``monitor`` 0 when nothing alerted, 2 when something did, 1 on an
-error; ``outcomes`` 0, or 1 when the file is refused; ``retrain`` 0 when the
+error (the alert-quality section never changes it); ``alert-quality`` 0, 1 on an error; ``outcomes`` 0, or 1 when the file is refused; ``retrain`` 0 when the
 challenger was promoted or the champion kept, 1 on an error.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -58,6 +60,12 @@ def monitor(
     json_out: Path | None = typer.Option(
         None, "--json", help="write the alerts and headline figures as JSON"
     ),
+    alert_quality: bool = typer.Option(
+        True,
+        "--alert-quality/--no-alert-quality",
+        help="also show the department alerts' quality (every stored alert; see alert-quality)",
+    ),  # fmt: skip
+    alert_report: Path | None = typer.Option(None, help="write the alert-quality HTML report here"),
 ) -> None:
     """Drift of a ledger window against the model's training reference; exit 2 when something alerts."""
     from riskml import monitoring
@@ -141,6 +149,8 @@ def monitor(
             console.print(f"… and {len(ordered) - 40} more (see the report)")
     if report is not None:
         console.print(f"report: {report}")
+    if alert_quality or alert_report is not None:
+        alert_quality_section(ledger, alert_report)
     if run_id:
         console.print(f"MLflow run {run_id} (experiment {monitoring.MONITORING_EXPERIMENT})")
     if json_out is not None:
@@ -162,6 +172,81 @@ def monitor(
         )
     console.print(f"status: {result.status.upper()}" + (" (exit 2)" if result.exit_code else ""))
     raise typer.Exit(result.exit_code)
+
+
+def _quality(ledger: str | None, **kwargs: object):
+    from riskml.alerts import quality
+    from riskml.alerts.triggers import TriggerSet
+    from riskml.store.ledger import Ledger
+
+    triggers = kwargs.pop("triggers", None)
+    with Ledger(ledger) as led:
+        return quality.load(led, TriggerSet.load(triggers), **kwargs)  # type: ignore[arg-type]
+
+
+def alert_quality_section(ledger: str | None, html: Path | None) -> None:
+    """``monitor``'s alert-quality section: the tables when the ledger holds alerts."""
+    from riskml.monitoring.alert_report import format_quality, write_report
+
+    try:
+        q = _quality(ledger)
+        if q.counts["alerts"] == 0:
+            console.print("[dim]alert quality: no department alerts in the ledger[/dim]")
+            return
+        typer.echo(format_quality(q, what_if=False))
+        if html is not None:
+            console.print(f"alert-quality report: {write_report(q, html)}")
+    except Exception as exc:  # the drift verdict stands; the section says why it is missing
+        console.print(f"[red]alert quality failed:[/red] {type(exc).__name__}: {exc}")
+
+
+@app.command("alert-quality")
+def alert_quality_cmd(
+    ledger: str | None = typer.Option(
+        None, help="the ledger (SQLAlchemy URL; default $RISKML_LEDGER_URL or the state folder)"
+    ),
+    period_from: str | None = typer.Option(None, "--from", help="first alert month (YYYY-MM)"),
+    period_to: str | None = typer.Option(None, "--to", help="last alert month (YYYY-MM)"),
+    window_days: int = typer.Option(
+        120, min=0, help="what-if: confirmed within this many days after the alert's month"
+    ),
+    factors: str = typer.Option(
+        "0.5,0.75,1,1.25,1.5,2", help="what-if: factors of each numeric threshold"
+    ),
+    triggers: Path | None = typer.Option(
+        None, help="triggers file (default $RISKML_ALERT_TRIGGERS_FILE or the shipped one)"
+    ),
+    report: Path | None = typer.Option(None, help="write the HTML report (with plots) here"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the tables as JSON here"),
+) -> None:
+    """Department alerts judged by the case loop: confirmed after the visit per department and
+    threshold, cases each source found first, and what other thresholds would have changed."""
+    from riskml.monitoring.alert_report import format_quality, write_report
+
+    month = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+    for name, v in (("--from", period_from), ("--to", period_to)):
+        if v is not None and not re.match(month, v):
+            console.print(f"[red]{name} must be a month YYYY-MM[/red]")
+            raise typer.Exit(1)
+    try:
+        grid = tuple(float(f) for f in factors.split(",") if f.strip())
+        if not grid or any(not f > 0 for f in grid):
+            raise ValueError
+    except ValueError:
+        console.print("[red]--factors must be positive numbers separated by commas[/red]")
+        raise typer.Exit(1) from None
+    try:
+        q = _quality(ledger, triggers=triggers, period_from=period_from, period_to=period_to,
+                     factors=grid, window_days=window_days)  # fmt: skip
+    except Exception as exc:
+        console.print(f"[red]alert quality failed:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from exc
+    typer.echo(format_quality(q))
+    if report is not None:
+        console.print(f"report: {write_report(q, report)}")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(q.as_dict(), indent=2, ensure_ascii=False, default=str))
 
 
 @app.command()
