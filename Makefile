@@ -17,7 +17,7 @@ YEARS ?= 7
 SEED ?= 7
 PORT ?= 3000
 
-.PHONY: install browser run panel train keys serve test test-fast lint format bench clean
+.PHONY: install browser postgres run panel train keys serve test test-fast lint format bench clean
 
 $(UV):
 	python3 -m venv .venv-tools && .venv-tools/bin/pip install -q 'uv==0.13.9'
@@ -33,6 +33,12 @@ serving/requirements.txt: uv.lock $(UV)
 browser:
 	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi 'wenquanyi\|wqy'; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei >/dev/null; \
+	fi
+
+# Debian's PostgreSQL server for the tests that start one (tests/code/postgres.py; never a system service).
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
 	fi
 
 # The main job on the embedded default (SQLite tracking + ledger, local artifacts), ending in the service.
@@ -61,7 +67,7 @@ serve: install
 # `bentoml build` (a test) calls uv: the tests see the project's uv first on their PATH.
 TEST_PATH := $(abspath $(dir $(UV))):$(PATH)
 
-test: install browser lint
+test: install browser postgres lint
 	PATH="$(TEST_PATH)" .venv/bin/pytest -q
 
 test-fast: install

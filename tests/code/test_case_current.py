@@ -19,8 +19,8 @@ OTHER = "532328102201"
 
 
 @pytest.fixture
-def store(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+def store(ledger_url):  # SQLite and PostgreSQL
+    ledger = Ledger(ledger_url)
     yield CaseStore(ledger, PROC)
     ledger.close()
 
@@ -68,8 +68,8 @@ def test_rebuild_finds_no_difference_then_finds_and_repairs_a_tampered_row(store
     )
 
 
-def test_a_database_with_events_but_no_current_rows_gets_them_when_opened(tmp_path):
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+def test_a_database_with_events_but_no_current_rows_gets_them_when_opened(ledger_url):
+    url = ledger_url
     ledger = Ledger(url)
     store = CaseStore(ledger, PROC)
     _households(store)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from riskml.data import schema
 from riskml.policy.rules import RuleSet
@@ -270,8 +271,11 @@ def _kill_9(pid: int) -> int:
 
 
 @pytest.mark.slow
-def test_kill_9_of_the_server_under_eight_clients_loses_and_doubles_nothing(fault_env, records):
+def test_kill_9_of_the_server_under_eight_clients_loses_and_doubles_nothing(
+    fault_env, records, ledger_url
+):
     env, token = fault_env
+    env = {**env, "RISKML_LEDGER_URL": ledger_url}  # a SQLite file, then PostgreSQL
     srv = start_server(env, ARTIFACTS / "service-faults.log")
     answered: list[dict] = []  # one per decision answered with 200
     statuses: dict[str, int] = {}
@@ -331,15 +335,16 @@ def test_kill_9_of_the_server_under_eight_clients_loses_and_doubles_nothing(faul
     finally:
         again.stop()
 
-    db = Path(env["RISKML_LEDGER_URL"].removeprefix("sqlite:///"))
-    con = sqlite3.connect(db)
-    try:
-        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        rows = con.execute(
-            "SELECT decision_id, household_id FROM decisions WHERE household_id LIKE 'kill-%'"
-        ).fetchall()
-    finally:
-        con.close()
+    if ledger_url.startswith("sqlite:///"):
+        con = sqlite3.connect(Path(ledger_url.removeprefix("sqlite:///")))
+        try:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        finally:
+            con.close()
+    with Ledger(ledger_url) as ledger, ledger.engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT decision_id, household_id FROM decisions WHERE household_id LIKE 'kill-%'")
+        ).all()
     stored_ids = [d for d, _ in rows]
     per_household: dict[str, int] = {}
     for _, h in rows:
@@ -347,9 +352,11 @@ def test_kill_9_of_the_server_under_eight_clients_loses_and_doubles_nothing(faul
     answered_ids = [r["decision_id"] for r in answered]
     found = set(answered_ids) & set(stored_ids)
     twice = sum(1 for n in per_household.values() if n > 1)
+    dialect = ledger_url.split(":", 1)[0].split("+")[0]
     _figures(
-        "server",
+        "server" if dialect == "sqlite" else f"server-{dialect}",
         {
+            "ledger": dialect,
             "clients": 8,
             "server_processes_killed": processes,
             "decisions_answered_when_killed": answered_at_kill,

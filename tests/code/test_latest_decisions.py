@@ -35,8 +35,8 @@ def _kept(ledger: Ledger, **scope) -> dict[str, tuple]:
     return {r["household_id"]: (r["decision_id"], r["period"], r["score"]) for r in rows}
 
 
-def test_the_latest_decision_is_kept_whatever_order_decisions_arrive_in(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+def test_the_latest_decision_is_kept_whatever_order_decisions_arrive_in(ledger_url):
+    ledger = Ledger(ledger_url)
     rng = random.Random(4)
     pushes = [
         [
@@ -58,8 +58,8 @@ def test_the_latest_decision_is_kept_whatever_order_decisions_arrive_in(tmp_path
     ledger.close()
 
 
-def test_concurrent_writers_leave_the_latest(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+def test_concurrent_writers_leave_the_latest(ledger_url):
+    ledger = Ledger(ledger_url)
 
     def push(k: int) -> None:
         for m in range(1, 7):
@@ -75,8 +75,8 @@ def test_concurrent_writers_leave_the_latest(tmp_path):
     ledger.close()
 
 
-def test_scopes_county_township_village_and_empty(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+def test_scopes_county_township_village_and_empty(ledger_url):
+    ledger = Ledger(ledger_url)
     ledger.record([_entry(f"h{i}", "2026-03", 0.1 * i, v) for i, v in enumerate(VILLAGES)],
                   caller="t", request_id="r")  # fmt: skip
     assert set(_kept(ledger, county_codes=["532328"])) == {"h0", "h1", "h2"}
@@ -86,8 +86,8 @@ def test_scopes_county_township_village_and_empty(tmp_path):
     ledger.close()
 
 
-def test_a_ledger_with_decisions_but_no_latest_rows_gets_them_when_opened(tmp_path):
-    url = f"sqlite:///{tmp_path / 'l.db'}"
+def test_a_ledger_with_decisions_but_no_latest_rows_gets_them_when_opened(ledger_url):
+    url = ledger_url
     ledger = Ledger(url)
     ledger.record([_entry("a", "2026-01", 0.2, VILLAGES[0]), _entry("a", "2026-02", 0.7, VILLAGES[0]),
                    _entry("b", "2026-01", 0.4, VILLAGES[1])], caller="t", request_id="r")  # fmt: skip

@@ -61,9 +61,33 @@ def db_path(tmp_path):
     return tmp_path / "ledger.db"
 
 
+# SQLite-only tests (PRAGMAs, file locks, the sqlite3 module): the others run on PostgreSQL too
+SQLITE_ONLY = {"test_sqlite_is_wal_with_busy_timeout_and_foreign_keys"}
+
+
+def pytest_generate_tests(metafunc):
+    """Every test of a ``ledger`` that does not read its SQLite file runs on both databases."""
+    names = metafunc.fixturenames
+    if (
+        "ledger" in names
+        and "db_path" not in names
+        and metafunc.function.__name__ not in SQLITE_ONLY
+    ):
+        metafunc.parametrize("backend", ["sqlite", "postgresql"])
+
+
 @pytest.fixture
-def ledger(db_path):
-    led = Ledger(f"sqlite:///{db_path}")
+def backend():
+    return "sqlite"
+
+
+@pytest.fixture
+def ledger(request, backend, tmp_path):
+    if backend == "postgresql":
+        url = request.getfixturevalue("pg_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    led = Ledger(url)
     yield led
     led.close()
 

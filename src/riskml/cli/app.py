@@ -74,3 +74,4 @@ for _module in (
 ):  # fmt: skip
     importlib.import_module(f"riskml.cli.{_module}")
 importlib.import_module("riskml.cli.cases_year").add_commands(app)  # riskml cases simulate-year
+importlib.import_module("riskml.cli.db")  # riskml db upgrade | current | grant

@@ -4,9 +4,10 @@ SQLite: every connection gets a busy timeout, foreign keys, WAL and
 ``synchronous = FULL`` (set explicitly: some builds default WAL databases to
 NORMAL, where a commit can be lost in a power cut after it was answered);
 transactions of the write engine (``execution_options(riskml_write=True)``)
-take the write lock up front (BEGIN IMMEDIATE). The schema is the tables of
-``riskml.store.tables`` with their insert-only triggers (SQLite and PostgreSQL),
-and the trigger that keeps each household's latest decision (``riskml.store.latest``).
+take the write lock up front (BEGIN IMMEDIATE). The schema is made and upgraded by the
+Alembic migrations of ``riskml.store.migrations``: the tables of ``riskml.store.tables``
+and ``outcomes``, their insert-only triggers (SQLite and PostgreSQL) and the trigger that
+keeps each household's latest decision (``riskml.store.latest``).
 """
 
 from __future__ import annotations
@@ -16,20 +17,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from riskml.data.json_text import serialize
-from riskml.store import latest
-from riskml.store.tables import (
-    INSERT_ONLY,
-    PG_CREATE_LOCK,
-    PG_FUNCTION,
-    PG_TRIGGERS,
-    SQLITE_TRIGGERS,
-    metadata,
-)
+from riskml.store import latest, migrations
+from riskml.store.entries import LedgerError, describe
+from riskml.store.tables import PG_CREATE_LOCK
 
 log = logging.getLogger(__name__)
 
@@ -90,35 +86,19 @@ def make_engine(url: URL, busy_timeout: float) -> tuple[Engine, bool]:
 
 
 def create_schema(writer: Engine, dialect: str) -> None:
-    """The tables (those missing) and their insert-only triggers, in one transaction."""
+    """The schema at the newest migration (``riskml.store.migrations``), in one transaction (no
+    DDL when the database is already there), and ``latest_decisions`` filled if it is empty."""
     with writer.begin() as conn:
-        if dialect == "postgresql":
+        if dialect == "postgresql":  # processes starting at once: one upgrades, the others wait
             conn.execute(text(f"SELECT pg_advisory_xact_lock({PG_CREATE_LOCK})"))
-        metadata.create_all(conn, checkfirst=True)
-        _create_indexes(conn)
-        if dialect == "sqlite":
-            for stmt in SQLITE_TRIGGERS:
-                conn.exec_driver_sql(stmt)
-        elif dialect == "postgresql":
-            tables = ", ".join(f"'{t}'::regclass" for t in INSERT_ONLY)
-            existing = set(
-                conn.execute(
-                    text(
-                        "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal "
-                        f"AND tgrelid IN ({tables})"
-                    )
-                ).scalars()
-            )
-            missing = [stmt for name, stmt in PG_TRIGGERS.items() if name not in existing]
-            if missing:
-                conn.exec_driver_sql(PG_FUNCTION)
-                for stmt in missing:
-                    conn.exec_driver_sql(stmt)
-        latest.create(conn, dialect)
-
-
-def _create_indexes(conn: Connection) -> None:
-    """Indexes added to tables that already existed (create_all makes only a new table's)."""
-    for table in metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(conn, checkfirst=True)
+        before = migrations.current(conn)
+        if before != migrations.head():
+            try:
+                migrations.upgrade(conn)
+            except SQLAlchemyError as exc:
+                raise LedgerError(
+                    f"the ledger's database is at revision {before or 'none'}, this riskml "
+                    f"needs {migrations.head()}, and the upgrade failed (`riskml db upgrade` as "
+                    f"the owner of the database): {describe(exc)}"
+                ) from exc
+        latest.create(conn, dialect)  # derived rows missing (deleted): filled from decisions

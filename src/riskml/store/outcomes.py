@@ -6,8 +6,9 @@ table of their own. An outcome says whether the household was at risk at
 months``. The table is insert-only with (household_id, period) unique: storing
 the same outcome again is skipped, storing a *different* value for a stored one
 is refused (the whole call, nothing stored) because a correction of an observed
-outcome is a data-governance event, not a routine load. On SQLite and
-PostgreSQL triggers refuse UPDATE and DELETE.
+outcome is a data-governance event, not a routine load. The ledger's migrations create the
+table (``riskml.store.migrations``); on SQLite and PostgreSQL triggers refuse UPDATE and
+DELETE (and TRUNCATE on PostgreSQL).
 
 Reading outcomes files and joining them to decisions is monitoring's job
 (``riskml.monitoring.outcomes``).
@@ -29,6 +30,28 @@ def _utc(value: Any) -> pd.Timestamp:
     return ts.tz_localize(UTC) if ts.tzinfo is None else ts.tz_convert(UTC)
 
 
+def outcomes_table(metadata: Any) -> Any:
+    """The ``outcomes`` table on ``metadata`` (a SQLAlchemy ``MetaData``): what the migrations
+    made (``riskml.store.migrations``), for the queries and the schema check."""
+    from sqlalchemy import CheckConstraint, Column, Index, Integer, String, Table, UniqueConstraint
+
+    table = Table(
+        "outcomes",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("household_id", String(64), nullable=False),
+        Column("period", String(7), nullable=False),  # when the outcome was observed
+        Column("decision_period", String(7), nullable=False),  # period − 12 months
+        Column("at_risk", Integer, nullable=False),
+        Column("source", String),
+        Column("loaded_at", String(32), nullable=False),  # UTC ISO 8601
+        UniqueConstraint("household_id", "period", name="uq_outcomes_household_period"),
+        CheckConstraint("at_risk IN (0, 1)", name="ck_outcomes_at_risk"),
+    )
+    Index("ix_outcomes_decision", table.c.household_id, table.c.decision_period)
+    return table
+
+
 class OutcomeError(ValueError):
     """An outcomes file that cannot be stored (conflicts with stored outcomes, bad rows)."""
 
@@ -37,37 +60,15 @@ class OutcomeStore:
     """The ``outcomes`` table in the ledger's database (insert-only; (household_id, period) unique)."""
 
     def __init__(self, ledger: Ledger, create: bool = True):
-        """The table on the ledger's engine; ``create`` makes it (and its triggers) if missing."""
-        from sqlalchemy import (
-            CheckConstraint,
-            Column,
-            Index,
-            Integer,
-            MetaData,
-            String,
-            Table,
-            UniqueConstraint,
-        )
+        """The table on the ledger's engine. The ledger's migrations create it with its
+        triggers (``riskml.store.migrations``); ``create`` is kept for callers and has nothing
+        left to do once the ledger is open."""
+        from sqlalchemy import MetaData
 
         self.ledger = ledger
         self.engine = ledger.engine
         self.metadata = MetaData()
-        self.table = Table(
-            "outcomes",
-            self.metadata,
-            Column("id", Integer, primary_key=True, autoincrement=True),
-            Column("household_id", String(64), nullable=False),
-            Column("period", String(7), nullable=False),  # when the outcome was observed
-            Column("decision_period", String(7), nullable=False),  # period − 12 months
-            Column("at_risk", Integer, nullable=False),
-            Column("source", String),
-            Column("loaded_at", String(32), nullable=False),  # UTC ISO 8601
-            UniqueConstraint("household_id", "period", name="uq_outcomes_household_period"),
-            CheckConstraint("at_risk IN (0, 1)", name="ck_outcomes_at_risk"),
-        )
-        Index("ix_outcomes_decision", self.table.c.household_id, self.table.c.decision_period)
-        if create:
-            self._create()
+        self.table = outcomes_table(self.metadata)
 
     @staticmethod
     def exists(ledger: Ledger) -> bool:
@@ -75,31 +76,6 @@ class OutcomeStore:
         from sqlalchemy import inspect
 
         return inspect(ledger.engine).has_table("outcomes")
-
-    def _create(self) -> None:
-        writer = self.engine.execution_options(riskml_write=True)
-        with writer.begin() as conn:
-            self.metadata.create_all(conn)
-            if self.engine.dialect.name == "sqlite":
-                for op in ("UPDATE", "DELETE"):
-                    conn.exec_driver_sql(
-                        f"CREATE TRIGGER IF NOT EXISTS outcomes_no_{op.lower()} BEFORE {op} ON outcomes "
-                        f"BEGIN SELECT RAISE(ABORT, 'riskml: outcomes is insert-only ({op} refused)'); END"
-                    )
-            elif self.engine.dialect.name == "postgresql":
-                exists = conn.exec_driver_sql(
-                    "SELECT 1 FROM pg_trigger WHERE tgname = 'outcomes_insert_only'"
-                ).first()
-                if not exists:
-                    conn.exec_driver_sql(
-                        "CREATE OR REPLACE FUNCTION riskml_outcomes_insert_only() RETURNS trigger "
-                        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION "
-                        "'riskml: outcomes is insert-only'; END $$"
-                    )
-                    conn.exec_driver_sql(
-                        "CREATE TRIGGER outcomes_insert_only BEFORE UPDATE OR DELETE ON outcomes "
-                        "FOR EACH ROW EXECUTE FUNCTION riskml_outcomes_insert_only()"
-                    )
 
     def frame(self) -> pd.DataFrame:
         from sqlalchemy import select
@@ -186,4 +162,4 @@ class OutcomeStore:
         return pd.DataFrame(parts, columns=["household_id", "period", "at_risk_stored"])
 
 
-__all__ = ["OutcomeError", "OutcomeStore"]
+__all__ = ["OutcomeError", "OutcomeStore", "outcomes_table"]
