@@ -20,6 +20,8 @@ os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_SESSION_DIR / 'mlflow.db'}"
 os.environ["RISKML_ARTIFACT_ROOT"] = str(_SESSION_DIR / "mlartifacts")
 os.environ["RISKML_LEDGER_URL"] = f"sqlite:///{_SESSION_DIR / 'ledger.db'}"
 os.environ.setdefault("BENTOML_HOME", str(_SESSION_DIR / "bentoml"))
+# no Spark class-data archive (~180 MB, written as the first local JVM exits) in test runs
+os.environ.setdefault("RISKML_SPARK_CDS", "0")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample" / "panel.parquet"

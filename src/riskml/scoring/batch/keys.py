@@ -45,8 +45,8 @@ def scan_keys(path: str | Path, chunk_rows: int) -> Keys:
     hids: list[pa.DictionaryArray] = []
     periods: list[pa.DictionaryArray] = []
     for batch in iter_batches(path, ["household_id", "period"], chunk_rows):
-        hids.append(pc.dictionary_encode(_as_string(batch.column(0))))
-        periods.append(pc.dictionary_encode(_as_string(batch.column(1))))
+        hids.append(pc.dictionary_encode(as_string(batch.column(0))))
+        periods.append(pc.dictionary_encode(as_string(batch.column(1))))
     n = sum(len(a) for a in hids)
     if n == 0:
         empty = np.zeros(0, dtype=np.int32)
@@ -103,7 +103,9 @@ def _unified_codes(
     return codes, dictionary
 
 
-def _as_string(a: pa.Array | pa.ChunkedArray) -> pa.Array:
+def as_string(a: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A key column as one string array: text as it is, anything else (e.g. numbers, which the
+    validator rejects) as text marked with a leading NUL, so it never equals a real key."""
     if isinstance(a, pa.ChunkedArray):
         a = a.combine_chunks()
     if pa.types.is_string(a.type):
