@@ -75,3 +75,4 @@ for _module in (
     importlib.import_module(f"riskml.cli.{_module}")
 importlib.import_module("riskml.cli.cases_year").add_commands(app)  # riskml cases simulate-year
 importlib.import_module("riskml.cli.db")  # riskml db upgrade | current | grant
+importlib.import_module("riskml.cli.regions")  # riskml regions
