@@ -1,9 +1,12 @@
 """Code test: the wheel alone runs the main job (simulate, train, score, serve) outside the checkout.
 
-Builds the wheel with uv, installs it with the locked dependencies (`uv export`, Spark left
-out) into a fresh virtual environment in a temporary folder, and runs the installed `riskml`
-from a working folder that holds nothing of the repository but a training config, so the
+Builds the wheel with uv, installs it with the locked dependencies (`uv export`) into a
+fresh virtual environment in a temporary folder, and runs the installed `riskml` from a
+working folder that holds nothing of the repository but a training config, so the
 package data (reference lines, default rules, page templates) must come from the wheel.
+The same environment is the Python of a Spark standalone cluster (a master and a worker
+on loopback, `tests/code/spark_cluster.py`): `riskml score --engine spark --master
+spark://...` runs there and equals the local engine.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def installed(tmp_path_factory):
     reqs = base / "requirements.txt"
     _run(
         [uv, "export", "--frozen", "--no-dev", "--no-emit-project", "--no-hashes",
-         "--prune", "pyspark", "--format", "requirements-txt", "-o", str(reqs)],
+         "--format", "requirements-txt", "-o", str(reqs)],
         ROOT, env,
     )  # fmt: skip
     venv = base / "env"
@@ -67,8 +70,18 @@ def installed(tmp_path_factory):
     return venv / "bin" / "riskml", work, env
 
 
-def test_installed_wheel_simulates_trains_scores_and_serves(installed):
+@pytest.fixture(scope="module")
+def trained(installed):
+    """The installed riskml has simulated, validated and trained (registered) in its folder."""
     riskml, work, env = installed
+    _run([str(riskml), "simulate", "--households", "1500", "--years", "5", "--seed", "3", "--out", "panel.parquet"], work, env)  # fmt: skip
+    _run([str(riskml), "validate", "panel.parquet"], work, env)
+    _run([str(riskml), "train", "--config", "train.yaml", "--data", "panel.parquet"], work, env)
+    return installed
+
+
+def test_installed_wheel_simulates_trains_scores_and_serves(trained):
+    riskml, work, env = trained
     import riskml as checkout
 
     # nothing of the checkout on the installed interpreter's path
@@ -76,9 +89,6 @@ def test_installed_wheel_simulates_trains_scores_and_serves(installed):
     assert str(ROOT) not in where and "site-packages" in where, where
     assert Path(checkout.__file__).is_relative_to(ROOT)
 
-    _run([str(riskml), "simulate", "--households", "1500", "--years", "5", "--seed", "3", "--out", "panel.parquet"], work, env)  # fmt: skip
-    _run([str(riskml), "validate", "panel.parquet"], work, env)
-    _run([str(riskml), "train", "--config", "train.yaml", "--data", "panel.parquet"], work, env)
     out = _run([str(riskml), "score", "panel.parquet", "--out", "decisions.parquet", "--workers", "1"], work, env)  # fmt: skip
     assert (work / "decisions.parquet").exists(), out
     assert (work / ".riskml" / "mlflow.db").exists()  # the state folder is the working folder's
@@ -129,3 +139,39 @@ def test_installed_wheel_simulates_trains_scores_and_serves(installed):
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
+
+
+def test_spark_cluster_on_the_installed_wheel_equals_the_local_engine(trained, tmp_path):
+    """A standalone master and worker on loopback; driver and executors run the wheel."""
+    import pandas as pd
+
+    from tests.code.spark_cluster import SparkCluster
+
+    riskml, work, env = trained
+    python = riskml.parent / "python"
+    cluster = SparkCluster(python=python, folder=tmp_path / "cluster").start()
+    try:
+        run_env = cluster.env(base=env)  # the installed riskml's environment, Spark's settings
+        # the last two waves: previous periods within the file, on two executor cores
+        panel = pd.read_parquet(work / "panel.parquet")
+        last = sorted(panel["period"].unique())[-2:]
+        panel[panel["period"].isin(last)].to_parquet(work / "last2.parquet", index=False)
+        _run([str(riskml), "score", "last2.parquet", "--out", "local.parquet", "--workers", "1"], work, env)  # fmt: skip
+        out = _run([str(riskml), "score", "last2.parquet", "--out", "on_cluster", "--engine", "spark", "--master", cluster.url], work, run_env)  # fmt: skip
+        # the application ran on the cluster (not in local mode), and it finished
+        apps = cluster.state().get("completedapps", []) + cluster.state().get("activeapps", [])
+        assert apps, f"no application reached the master:\n{out}\n{cluster.log_tail()}"
+        # the executors imported riskml from the wheel's environment, not from the checkout
+        logs = list((tmp_path / "cluster" / "work").glob("app-*/*/stderr"))
+        assert logs, f"no executor ran on the worker:\n{cluster.log_tail()}"
+        assert not any(str(ROOT / "src") in p.read_text() for p in logs)
+    finally:
+        cluster.stop()
+    key = ["household_id", "period"]
+    a = pd.read_parquet(work / "local.parquet").sort_values(key, ignore_index=True)
+    b = pd.read_parquet(work / "on_cluster").sort_values(key, ignore_index=True)
+    assert len(a) == len(b) > 0
+    from riskml.scoring import batch
+
+    for col in (c for c in batch.OUTPUT_COLUMNS if c != "decision_id"):  # ids are random
+        assert a[col].astype(str).tolist() == b[col].astype(str).tolist(), f"column {col} differs"
