@@ -70,7 +70,7 @@ def read_input(path: Path) -> pd.DataFrame:
 # Each module adds its commands to `app` (or a sub-app) when imported.
 for _module in (
     "data", "simulate", "rules", "keys", "model", "score", "monitor", "serve", "lines", "cases",
-    "alerts", "reports",
+    "alerts", "reports", "assets",
 ):  # fmt: skip
     importlib.import_module(f"riskml.cli.{_module}")
 importlib.import_module("riskml.cli.cases_year").add_commands(app)  # riskml cases simulate-year

@@ -278,10 +278,35 @@ Index("ix_social_reports_village", social_reports.c.village_code, social_reports
 Index("ix_social_reports_household", social_reports.c.household_id)
 Index("ix_social_reports_request", social_reports.c.reporter, social_reports.c.request_key)
 
+# The assistance-asset register (riskml.assets): every step of an asset's life is one event,
+# numbered 1, 2, ... per asset (two writers at once cannot take the same number). The first
+# event (``register``) carries the asset record; ``state`` is the asset after the event
+# (``riskml.assets.events.apply``), so the current register is each asset's latest row,
+# checked against a replay of the events by ``riskml.assets.register.rebuild_check``.
+asset_events = Table(
+    "asset_events",
+    metadata,
+    Column("asset_id", String(64), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("event_id", String(32), nullable=False, unique=True),
+    Column("event", String(32), nullable=False),
+    Column("event_date", String(10), nullable=False),  # YYYY-MM-DD, the event's own date
+    Column("created_at", String(32), nullable=False),  # when it was stored (UTC)
+    Column("actor", String, nullable=False),
+    Column("county_code", String(6), nullable=False),
+    Column("village_code", String(12), nullable=False),
+    Column("status", String(16), nullable=False),  # the asset's status after the event
+    Column("payload", _json(), nullable=False),
+    Column("state", _json(), nullable=False),
+    PrimaryKeyConstraint("asset_id", "seq", name="pk_asset_events"),
+)
+Index("ix_asset_events_county", asset_events.c.county_code, asset_events.c.asset_id)
+Index("ix_asset_events_created_at", asset_events.c.created_at)
+
 # every table of the ledger is insert-only
 INSERT_ONLY = (
     "decisions", "access_log", "idempotency_keys", "batch_runs", "batch_decisions",
-    "household_moves", "case_events", "alerts", "social_reports",
+    "household_moves", "case_events", "alerts", "social_reports", "asset_events",
 )  # fmt: skip
 
 DECISION_COLUMNS: tuple[str, ...] = tuple(c.name for c in decisions.columns)
