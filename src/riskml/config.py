@@ -76,6 +76,33 @@ def ledger_url() -> str:
 
 
 # --------------------------------------------------------------------------- URLs fit to print
+MAX_WORKERS = 16
+
+
+def service_workers() -> int:
+    """The service's worker processes: $RISKML_WORKERS (1 by default).
+
+    More than one needs $RISKML_SESSION_SECRET: a caseworker's session cookie is
+    signed by the worker that logged them in and must verify in every other one
+    (``riskml serve --workers N`` makes one for the run when none is set).
+    """
+    text = os.environ.get("RISKML_WORKERS", "").strip() or "1"
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(
+            f"RISKML_WORKERS must be a whole number from 1 to {MAX_WORKERS}, not {text!r}"
+        )
+    if workers > 1 and not os.environ.get("RISKML_SESSION_SECRET"):
+        raise ValueError(
+            f"RISKML_WORKERS={workers} needs RISKML_SESSION_SECRET (shared by the workers, so "
+            "a caseworker's session verifies in each); `riskml serve --workers` sets one"
+        )
+    return workers
+
+
 _HIDDEN = "***"
 # query parameters that carry a secret (a password, a token, a signed URL's signature)
 _SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key|sig|credential|auth", re.IGNORECASE)

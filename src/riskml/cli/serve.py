@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 
@@ -29,9 +30,16 @@ def serve(
     keys_file: str | None = typer.Option(
         None, help="API keys file (YAML); default $RISKML_API_KEYS_FILE"
     ),
+    workers: int = typer.Option(
+        1, min=1, max=config.MAX_WORKERS, help="worker processes (share keys, ledger, sessions)"
+    ),
 ) -> None:
     """Serve POST /score and the decision, model and admin endpoints with BentoML."""
     env = dict(os.environ)
+    env["RISKML_WORKERS"] = str(workers)
+    if workers > 1 and not env.get("RISKML_SESSION_SECRET"):
+        # one secret for this run's workers: sessions verify in each, and end at a restart
+        env["RISKML_SESSION_SECRET"] = secrets.token_urlsafe(32)
     env.update(
         {
             "RISKML_MODEL_ALIAS": alias,

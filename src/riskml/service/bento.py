@@ -19,6 +19,7 @@ import prometheus_client as prom  # noqa: E402
 
 # light at import: BentoML's supervisor process imports this module for its configuration
 # only; the model, the ledger and the pages load in the worker (HouseholdRisk.__init__)
+from riskml import config  # noqa: E402
 from riskml.service import api as web  # noqa: E402
 
 # in riskml's registry, served at GET /metrics (riskml.service.api)
@@ -58,7 +59,8 @@ def _count(results: list[dict[str, Any]]) -> None:
 
 @bentoml.service(
     name="household_risk",
-    workers=1,
+    # several workers share the keys file, the ledger and the session secret (config)
+    workers=config.service_workers(),
     traffic={"timeout": 60, "max_concurrency": 64},
     http={"port": int(os.environ.get("RISKML_PORT", "3000"))},
     # BentoML's access log writes raw paths (household ids); riskml.web logs redacted ones

@@ -11,6 +11,7 @@ before answering. ``riskml.service.bento`` (BentoML) and ``riskml.service.api``
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -191,7 +192,11 @@ class ScoringService:
     def readiness(self) -> Reply:
         loaded = self._loaded
         ledger_ok = self._ledger_ok  # refreshed every LEDGER_CHECK_S by a background thread
-        body: dict[str, Any] = {"ready": bool(loaded) and ledger_ok, "ledger_writable": ledger_ok}
+        body: dict[str, Any] = {
+            "ready": bool(loaded) and ledger_ok,
+            "ledger_writable": ledger_ok,
+            "worker": os.getpid(),  # which of several workers answered
+        }
         if loaded is None:
             body["model"] = None
             body["reason"] = f"no model loaded: {self._load_error}"

@@ -231,6 +231,7 @@ def component_schemas() -> dict[str, Any]:
         "Readiness": _closed({
             "ready": {"type": "boolean"}, "ledger_writable": {"type": "boolean"},
             "model": _null("object"), "reason": STR, "warning": STR,
+            "worker": {"type": "integer", "description": "the answering worker's process id"},
         }, required=["ready"]),
         "Alive": _closed({"alive": {"const": True}}),
     }
