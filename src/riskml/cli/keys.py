@@ -9,7 +9,7 @@ import typer
 from riskml.cli.app import app
 
 keys_app = typer.Typer(
-    help="API keys with roles (scorer, caseworker, township, county, department, reporter, admin, metrics) and their scopes.",
+    help="API keys with roles (scorer, caseworker, township, county, department, reporter, admin, metrics, region) and their scopes.",
     no_args_is_help=True,
 )
 
@@ -24,7 +24,7 @@ def add(
     role: str = typer.Option(
         ...,
         "--role",
-        help="scorer, caseworker, township, county, department, reporter, admin or metrics",
+        help="scorer, caseworker, township, county, department, reporter, admin, metrics or region",
     ),
     county: list[str] = typer.Option(
         [],
@@ -44,6 +44,11 @@ def add(
         "--department",
         help="a department whose alerts a department key pushes (repeatable; riskml alerts departments)",
     ),
+    area: list[str] = typer.Option(
+        [],
+        "--area",
+        help="a region key's area: 2-digit province, 4-digit prefecture or 6-digit county code (repeatable; riskml regions pages)",
+    ),
     file: Path | None = typer.Option(None, "--file", help=_FILE_HELP),
 ) -> None:
     """Create a key: its hash goes to the keys file, the token is printed once."""
@@ -59,6 +64,7 @@ def add(
             villages=village,
             townships=township,
             departments=department,
+            areas=area,
         )
     except KeyConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -92,12 +98,13 @@ def list_keys(
             ",".join(e.counties) or "-",
             ",".join(e.townships) or "-",
             ",".join(e.villages) or "-",
+            ",".join(e.areas) or "-",
             e.hash[:15] + "…",
             e.source,
         )
         for e in store.entries
     ]
-    header = ("id", "role", "counties", "townships", "villages", "hash", "source")
+    header = ("id", "role", "counties", "townships", "villages", "areas", "hash", "source")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
         typer.echo("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())

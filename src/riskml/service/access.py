@@ -12,6 +12,8 @@ Roles:
   (``POST /alerts``, ``riskml.alerts``);
 - ``reporter`` (scoped by counties): a registered social organisation, enterprise or
   volunteer reports risks it sees (``POST /reports``, 社会参与) and reads nothing else;
+- ``region`` (scoped by ``areas``: provinces, prefectures, counties; ``riskml.service.areas``)
+  reads the regional pages (``/cw/regions``) of its areas: counts only, never a household;
 - ``admin`` may reload the model, read every decision and also score.
 
 Keys are configured as entries (YAML file and/or the JSON env var
@@ -53,6 +55,7 @@ import yaml
 
 from riskml import config
 from riskml.data.regions import PROVINCES
+from riskml.service.areas import covers, parse_areas
 
 __all__ = [
     "ROLES",
@@ -69,6 +72,7 @@ __all__ = [
 
 ROLES = (
     "scorer", "caseworker", "township", "county", "department", "reporter", "admin", "metrics",
+    "region",
 )  # fmt: skip
 # the roles that read households in a scope and act in the case loop (riskml.cases)
 CASE_ROLES = ("caseworker", "township", "county")
@@ -83,8 +87,9 @@ _COUNTY = re.compile(r"^[0-9]{6}$")
 _VILLAGE = re.compile(r"^[0-9]{12}$")
 _TOWNSHIP = re.compile(r"^[0-9]{9}$")
 _KNOWN_KEYS = frozenset(
-    {"id", "hash", "role", "counties", "villages", "townships", "departments", "note", "created"}
-)
+    {"id", "hash", "role", "counties", "villages", "townships", "departments", "note", "created",
+     "areas"}
+)  # fmt: skip
 _BEARER = re.compile(r"^Bearer +(\S+) *$", re.IGNORECASE)
 
 
@@ -147,6 +152,7 @@ class Principal:
     villages: frozenset[str] = field(default_factory=frozenset)
     townships: frozenset[str] = field(default_factory=frozenset)
     departments: frozenset[str] = field(default_factory=frozenset)
+    areas: frozenset[str] = field(default_factory=frozenset)
 
     def can_score(self) -> bool:
         return self.role in ("scorer", "admin")
@@ -193,6 +199,10 @@ class Principal:
             or (village_code is not None and village_code[:9] in self.townships)
         )
 
+    def can_read_area(self, code: str) -> bool:
+        """May this caller read the regional counts of this area (any level's code)?"""
+        return self.role == "admin" or (self.role == "region" and covers(self.areas, code))
+
     def scope_filter(self) -> tuple[list[str] | None, list[str] | None]:
         """(county_codes, village_codes) for Ledger.latest_by_household.
 
@@ -215,6 +225,7 @@ class Principal:
         parts += [f"township:{t}" for t in sorted(self.townships)]
         parts += [f"department:{d}" for d in sorted(self.departments)]
         parts += [f"village:{v}" for v in sorted(self.villages)]
+        parts += [f"area:{a}" for a in sorted(self.areas)]
         return ",".join(parts)
 
 
@@ -231,6 +242,7 @@ class KeyEntry:
     source: str = ""
     townships: tuple[str, ...] = ()
     departments: tuple[str, ...] = ()
+    areas: tuple[str, ...] = ()
 
     def principal(self) -> Principal:
         return Principal(
@@ -240,6 +252,7 @@ class KeyEntry:
             frozenset(self.villages),
             frozenset(self.townships),
             frozenset(self.departments),
+            frozenset(self.areas),
         )
 
     def as_yaml(self) -> dict[str, Any]:
@@ -252,6 +265,8 @@ class KeyEntry:
             out["townships"] = list(self.townships)
         if self.departments:
             out["departments"] = list(self.departments)
+        if self.areas:
+            out["areas"] = list(self.areas)
         return out
 
 
@@ -350,13 +365,20 @@ def _parse_entries(raw: Any, source: str) -> tuple[list[KeyEntry], list[str]]:
             problems.append(f"{where}: a county key is scoped by counties only")
         if role == "reporter" and (not counties or townships or villages):
             problems.append(f"{where}: a reporter key is scoped by counties only")
+        areas = parse_areas(item.get("areas"), where, problems)
+        if role == "region" and (not areas or scoped or departments):
+            problems.append(f"{where}: a region key is scoped by areas (2, 4 or 6 digits) only")
+        if areas and role != "region":
+            problems.append(f"{where}: areas apply to region keys only")
         if role in ("admin", "metrics") and scoped:
             problems.append(f"{where}: counties/townships/villages do not apply to {role} keys")
         if role == "scorer" and (villages or townships):
             problems.append(f"{where}: a scorer key is scoped by counties, not villages")
         if len(problems) == before:
             entries.append(
-                KeyEntry(key_id, hashed, role, counties, villages, source, townships, departments)
+                KeyEntry(
+                    key_id, hashed, role, counties, villages, source, townships, departments, areas
+                )
             )
     return entries, problems
 
@@ -531,6 +553,7 @@ def add_key(
     villages: Sequence[str] | None = None,
     townships: Sequence[str] | None = None,
     departments: Sequence[str] | None = None,
+    areas: Sequence[str] | None = None,
 ) -> str:
     """Append a new key to the YAML file (hash only, atomic write); the raw token.
 
@@ -553,6 +576,8 @@ def add_key(
         raw_entry["townships"] = [str(t) for t in townships]
     if departments:
         raw_entry["departments"] = [str(d) for d in departments]
+    if areas:
+        raw_entry["areas"] = [str(a) for a in areas]
     new, problems = _parse_entries([raw_entry], "new key")
     if problems:
         raise KeyConfigError("\n".join(problems))

@@ -483,7 +483,7 @@ def _page_paths() -> dict[str, Any]:
         "/cw": {"get": _op("cw_home", tag, "To the worklist", OPEN, to_worklist)},
         "/cw/": {"get": _op("cw_home_slash", tag, "To the worklist", OPEN, to_worklist)},
         "/cw/login": {
-            "get": _op("cw_login_form", tag, "The login form (a caseworker, township, county or admin key, once)",
+            "get": _op("cw_login_form", tag, "The login form (a caseworker, township, county, region or admin key, once)",
                        OPEN, {"200": html, "303": {"description": "already logged in"}, **busy},
                        parameters=[_in_query("next"), lang]),
             "post": _op("cw_login", tag, "Log in: sets the session cookie", OPEN, {
@@ -498,7 +498,7 @@ def _page_paths() -> dict[str, Any]:
         "/cw/static/{name}": {"get": _op(
             "cw_static", tag, "The pages' stylesheet and script", OPEN,
             {"200": {"description": "the file"}, "404": _text("text/plain", "no such file"),
-             **busy}, parameters=[_in_path("name", "style.css or print.js")])},
+             **busy}, parameters=[_in_path("name", "style.css, print.js or region.css")])},
         "/cw/worklist": page("cw_worklist", "The worklist of the key's villages", html, filters),
         "/cw/worklist.csv": page("cw_worklist_csv", "The worklist as CSV (UTF-8 with BOM)",
                                  _text("text/csv", "the worklist"), filters),
@@ -526,6 +526,31 @@ def _page_paths() -> dict[str, Any]:
             parameters=[*household, _in_path("action", "a case action (docs/cases.md)"), lang],
             requestBody={"required": True, "content": {"application/x-www-form-urlencoded": {
                 "schema": OBJECT}}})},
+        **_region_page_paths(page, html),
+    }
+    # fmt: on
+
+
+def _region_page_paths(page: Any, html: dict) -> dict[str, Any]:
+    """The regional pages (riskml.service.pages.region_pages, docs/region-pages.md)."""
+    period = _in_query("period", type="string", pattern="^[0-9]{4}-[0-9]{2}$")
+    code = [_in_path("code", "an area: 53, 532300, 532328, 532328101 or 532328101201"), period]
+    csv = _text("text/csv", "the table (UTF-8 with BOM)")
+    refused = {"403": {"description": "not a region or admin key, or an area outside the "
+                       "key's (an HTML page)"}}  # fmt: skip
+    area = {**refused, "404": {"description": "not an area code (an HTML page)"}}
+    # fmt: off
+    return {
+        "/cw/regions": page("cw_regions", "The key's areas (one area: 303 to its page)", html,
+                            [period], refused),
+        "/cw/regions.csv": page("cw_regions_csv", "The key's areas as CSV", csv, [period],
+                                refused),
+        "/cw/regions/{code}": page("cw_region", "An area: its figures, risk types and the "
+                                   "areas below it, with trends", html, code, area),
+        "/cw/regions/{code}.csv": page("cw_region_csv", "The areas below one as CSV", csv,
+                                       code, area),
+        "/cw/regions/{code}/brief": page("cw_region_brief", "The printable monthly brief of "
+                                         "a county, prefecture or province", html, code, area),
     }
     # fmt: on
 

@@ -28,6 +28,8 @@ from riskml.policy.risk_types import RISK_TYPE_CODES
 from riskml.service import state
 from riskml.service.access import Principal
 from riskml.service.pages.formatting import CHINA_TZ
+from riskml.service.pages.region_pages import REGION_ROLES
+from riskml.service.pages.region_pages import ROUTES as REGION_ROUTES
 from riskml.service.pages.session import (
     ENDED,
     FAILED,
@@ -61,7 +63,11 @@ def pages_dir() -> Traversable:
 PAGES_DIR = pages_dir()
 TEMPLATES_DIR = PAGES_DIR / "templates"
 STATIC_DIR = PAGES_DIR / "static"
-STATIC_FILES = {"style.css": "text/css; charset=utf-8", "print.js": "text/javascript"}
+STATIC_FILES = {
+    "style.css": "text/css; charset=utf-8",
+    "print.js": "text/javascript",
+    "region.css": "text/css; charset=utf-8",  # the regional pages (region_pages)
+}
 
 LANG_COOKIE = "riskml_lang"
 MAX_ROWS = 500  # rows shown on the worklist page (the CSV has all)
@@ -265,7 +271,7 @@ def _login(request: Request, form: dict[str, str], address: str) -> Response:
     if wait:
         _login_failed(address, f"too many failed logins of this key id, {wait} s to wait", entry.id)
         return _too_many(request, wait)
-    if principal.role not in LOGIN_ROLES:
+    if principal.role not in (*LOGIN_ROLES, *REGION_ROLES):
         FAILED.fail(f"addr:{address}")
         FAILED.fail(f"key:{principal.id}")
         _login_failed(address, f"role {principal.role} may not log in", principal.id)
@@ -275,6 +281,8 @@ def _login(request: Request, form: dict[str, str], address: str) -> Response:
         _log(principal, "login")
     except LedgerError:
         return _unavailable(request, None)
+    if principal.role == "region" and not next_url.startswith("/cw/regions"):
+        next_url = "/cw/regions"  # a region key reads the regional pages only
     response = _redirect(request, next_url)
     response.set_cookie(
         SESSION_COOKIE, sign_session(entry.id, entry.hash), max_age=SESSION_TTL_S, path="/cw",
@@ -456,3 +464,7 @@ def household(request: Request, household_id: str) -> Response:
 @router.get("/households/{household_id}/sheet")
 def household_sheet(request: Request, household_id: str) -> Response:
     return _household_page(request, household_id, "sheet.html", "view_visit_sheet")
+
+
+for _path, _page in REGION_ROUTES:  # the regional pages, /cw/regions... (region_pages)
+    router.add_api_route(_path, _page, methods=["GET"])
