@@ -1,9 +1,11 @@
 """Benchmark the household panel simulator: time, base rate, oracle vs naive AUC.
 
 Simulates 100,000 households × 7 years with the oracle (64 draws) by default,
-prints a summary and writes bench/results/simulate.json.
+prints a summary and writes bench/results/simulate.json (simulate_v2.json for
+``--version 2``).
 
     .venv/bin/python bench/bench_simulate.py [--households N] [--years Y] [--oracle-draws D]
+        [--version 1|2]
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from riskml.data.label import net_income
 from riskml.data.reference import default_lines
 from riskml.data.simulate import simulate_panel
 
-RESULTS = Path(__file__).resolve().parent / "results" / "simulate.json"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
@@ -31,15 +33,24 @@ def main() -> None:
     ap.add_argument("--years", type=int, default=7)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--oracle-draws", type=int, default=64)
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--version", type=int, choices=(1, 2), default=1, help="simulator version")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if args.out is None:
+        args.out = RESULTS / ("simulate.json" if args.version == 1 else "simulate_v2.json")
 
     lines = default_lines()
     t0 = time.perf_counter()
-    panel = simulate_panel(args.households, args.years, args.seed, oracle_draws=args.oracle_draws)
+    panel = simulate_panel(
+        args.households,
+        args.years,
+        args.seed,
+        oracle_draws=args.oracle_draws,
+        version=args.version,
+    )
     seconds = time.perf_counter() - t0
     print(
-        f"simulate: {args.households:,} households x {args.years} years "
+        f"simulate (version {args.version}): {args.households:,} households x {args.years} years "
         f"({len(panel):,} rows, oracle {args.oracle_draws} draws) in {seconds:.1f} s"
     )
 
@@ -71,6 +82,7 @@ def main() -> None:
     )
 
     result = {
+        "version": args.version,
         "households": args.households,
         "years": args.years,
         "rows": len(panel),

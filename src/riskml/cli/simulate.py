@@ -26,6 +26,14 @@ def simulate(
     lines: Path | None = typer.Option(
         None, "--lines", help="reference lines table (default: riskml/data/tables/lines.csv)"
     ),
+    version: int = typer.Option(
+        1,
+        "--version",
+        min=1,
+        max=2,
+        help="simulator version: 1 (default, kept for comparisons) or 2 (persistent earnings, "
+        "unobserved resilience, support after detection, measurement error; adds `detected`)",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Simulate a rural household panel with its label (at_risk_next) and true risk (oracle_p)."""
@@ -63,6 +71,7 @@ def simulate(
             start_year=start_year,
             oracle_draws=oracle_draws,
             lines=ref,
+            version=version,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     with file_errors("cannot write"):
@@ -70,6 +79,6 @@ def simulate(
     labelled = panel["at_risk_next"].notna()
     typer.echo(
         f"{out}: {len(panel):,} records ({panel['household_id'].nunique():,} households × "
-        f"{years} years from {start_year}), at_risk_next rate "
+        f"{years} years from {start_year}, simulator version {version}), at_risk_next rate "
         f"{panel.loc[labelled, 'at_risk_next'].mean():.1%}, in {time.perf_counter() - t0:.1f} s"
     )

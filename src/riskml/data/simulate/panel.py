@@ -14,11 +14,15 @@ from riskml.data.label import label_panel
 from riskml.data.reference import ReferenceLines, default_lines
 
 from .constants import CHUNK_HOUSEHOLDS, DEFAULT_ORACLE_DRAWS, MISSING_RATES, PERIOD_MONTH
+from .latent import V2Params
 from .oracle import oracle
 from .scenario import Scenario
 from .state import init_state
 from .step import step
+from .v2 import simulate_chunk_v2
 from .world import World, build_world, load_counties
+
+VERSIONS = (1, 2)  # simulator versions; 1 is the default, kept for comparisons
 
 
 def _stream(seed: int, kind: int, chunk: int) -> np.random.Generator:
@@ -78,6 +82,8 @@ def simulate_panel(
     *,
     counties: pd.DataFrame | None = None,
     workers: int | None = None,
+    version: int = 1,
+    v2_params: V2Params | None = None,
 ) -> pd.DataFrame:
     """A simulated household panel: every contract field, ``at_risk_next`` and ``oracle_p``.
 
@@ -94,7 +100,15 @@ def simulate_panel(
     it. ``progress(done, total)`` is called with households simulated so far.
     ``workers`` threads simulate chunks in parallel (default: up to 2); the
     result depends only on the arguments, never on ``workers``.
+
+    ``version`` 2 simulates the harder world of ``riskml.data.simulate.v2``
+    (parameters ``v2_params``, default ``V2Params()``): the panel then has a
+    ``detected`` column (detected by the simulated monitoring system on that
+    record, supported the next year; not a model feature) and
+    ``attrs["simulator_version"] = 2``. Version 1's output is unchanged.
     """
+    if version not in VERSIONS:
+        raise ValueError(f"version must be one of {VERSIONS}, got {version}")
     if households < 1:
         raise ValueError("households must be at least 1")
     if years < 1:
@@ -111,7 +125,13 @@ def simulate_panel(
     sizes = [min(CHUNK_HOUSEHOLDS, households - a) for a in range(0, households, CHUNK_HOUSEHOLDS)]
     workers = workers or min(2, os.cpu_count() or 1)
 
+    params = v2_params or V2Params()
+
     def run(ci: int) -> dict[str, np.ndarray]:
+        if version == 2:
+            return simulate_chunk_v2(
+                ci, sizes[ci], w, seed, start_year, years, oracle_draws, params
+            )
         return _simulate_chunk(ci, sizes[ci], w, seed, start_year, years, oracle_draws)
 
     parts: list[dict[str, np.ndarray]] = []
@@ -153,4 +173,7 @@ def simulate_panel(
     df = schema.coerce_frame(pd.DataFrame(data))
     df[schema.LABEL] = label_panel(df, lines)
     df["oracle_p"] = cols["oracle_p"].astype(np.float64)
+    if version == 2:
+        df["detected"] = pd.array(cols["detected"].astype(bool), dtype="boolean")
+        df.attrs["simulator_version"] = version
     return df
