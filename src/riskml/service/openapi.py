@@ -30,6 +30,7 @@ from riskml.scoring.decide import MONITORING_TYPES
 from riskml.service.core import EXPLAIN_MODES, MAX_PROBLEMS, MAX_RECORDS
 from riskml.service.openapi_alerts import alert_paths, alert_schemas
 from riskml.service.openapi_cases import case_paths, case_schemas
+from riskml.service.openapi_regions import region_page_paths
 from riskml.service.openapi_reports import report_paths, report_schemas
 from riskml.store.entries import RISK_LEVELS
 
@@ -526,31 +527,7 @@ def _page_paths() -> dict[str, Any]:
             parameters=[*household, _in_path("action", "a case action (docs/cases.md)"), lang],
             requestBody={"required": True, "content": {"application/x-www-form-urlencoded": {
                 "schema": OBJECT}}})},
-        **_region_page_paths(page, html),
-    }
-    # fmt: on
-
-
-def _region_page_paths(page: Any, html: dict) -> dict[str, Any]:
-    """The regional pages (riskml.service.pages.region_pages, docs/region-pages.md)."""
-    period = _in_query("period", type="string", pattern="^[0-9]{4}-[0-9]{2}$")
-    code = [_in_path("code", "an area: 53, 532300, 532328, 532328101 or 532328101201"), period]
-    csv = _text("text/csv", "the table (UTF-8 with BOM)")
-    refused = {"403": {"description": "not a region or admin key, or an area outside the "
-                       "key's (an HTML page)"}}  # fmt: skip
-    area = {**refused, "404": {"description": "not an area code (an HTML page)"}}
-    # fmt: off
-    return {
-        "/cw/regions": page("cw_regions", "The key's areas (one area: 303 to its page)", html,
-                            [period], refused),
-        "/cw/regions.csv": page("cw_regions_csv", "The key's areas as CSV", csv, [period],
-                                refused),
-        "/cw/regions/{code}": page("cw_region", "An area: its figures, risk types and the "
-                                   "areas below it, with trends", html, code, area),
-        "/cw/regions/{code}.csv": page("cw_region_csv", "The areas below one as CSV", csv,
-                                       code, area),
-        "/cw/regions/{code}/brief": page("cw_region_brief", "The printable monthly brief of "
-                                         "a county, prefecture or province", html, code, area),
+        **region_page_paths(page, html),
     }
     # fmt: on
 
