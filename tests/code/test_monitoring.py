@@ -575,6 +575,7 @@ def test_retrain_registers_a_challenger_and_the_gate_decides(trained, small_conf
         "model_recall_at_10",
         "test_roc_auc",
         "test_ece",
+        "gain_vs_naive_fallin_roc_auc",  # the challenger must beat the naive score on fall-in
     ]
     assert registry.resolve_alias(name, "champion")["version"] == "2"
 

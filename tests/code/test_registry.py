@@ -21,7 +21,9 @@ def test_run_has_metrics_tags_plots_shap_and_model_card(registered):
     client = registry.client_()
     run = client.get_run(registered.run_id)
     for k in ("test_roc_auc", "test_log_loss", "test_brier", "test_ece", "model_recall_at_10",
-              "rules_recall_at_10", "gain_recall_at_10", "oracle_gap_roc_auc"):  # fmt: skip
+              "rules_recall_at_10", "gain_recall_at_10", "oracle_gap_roc_auc",
+              "gain_vs_naive_fallin_roc_auc", "folds_mean_test_roc_auc",
+              "folds_std_model_fallin_recall_at_10"):  # fmt: skip
         assert k in run.data.metrics, k
     assert len(run.data.tags["riskml.data_sha256"]) == 64
     assert run.data.tags["riskml.git_commit"]

@@ -30,7 +30,8 @@ HEADLINE = [
     "model_inclusion_error_at_10", "model_recall_at_10_per_county", "rules_roc_auc", "rules_recall_at_5",
     "rules_recall_at_10", "gain_recall_at_10", "rules_only_recall", "rules_only_precision",
     "rules_only_selected_share", "rules_or_model_recall", "oracle_roc_auc", "oracle_gap_roc_auc",
-    "oracle_recall_at_10",
+    "oracle_recall_at_10", "naive_all_roc_auc", "logistic_all_roc_auc", "model_fallin_roc_auc",
+    "naive_fallin_roc_auc", "gain_vs_naive_fallin_roc_auc", "gain_vs_logistic_fallin_roc_auc",
 ]  # fmt: skip
 
 
@@ -81,8 +82,16 @@ def train(
     ledger: str | None = typer.Option(
         None, help="with data.label confirmed: the ledger whose case loop gives the labels"
     ),
+    tune: bool = typer.Option(
+        False, help="choose the LightGBM parameters with Optuna first (the config's tuning budget)"
+    ),
+    trials: int | None = typer.Option(None, help="with --tune: trials (default tuning.trials)"),
+    write_config: Path | None = typer.Option(
+        None, help="with --tune: write the config with the chosen parameters to this YAML"
+    ),
 ) -> None:
-    """Train on earlier periods, evaluate on the latest labelled one, log to MLflow and register."""
+    """Train on earlier periods, evaluate on the latest labelled one and on the rolling folds,
+    log to MLflow and register."""
     import time
 
     from riskml.data.schema import SchemaError
@@ -91,8 +100,14 @@ def train(
     from riskml.training.train import train as run_training
 
     t0 = time.perf_counter()
+    if write_config is not None and not tune:
+        fail("--write-config needs --tune")
     check_input(data)
     cfg = _config(config)
+    if trials is not None:
+        if trials < 1:
+            fail("--trials must be at least 1")
+        cfg.tuning = {**cfg.tuning, "trials": trials}
     with console.status("reading the panel") as status:
         panel = read_input(data)
         if cfg.label != "income":
@@ -105,7 +120,7 @@ def train(
             with Ledger(ledger) as led:
                 panel = with_confirmed_labels(panel, CaseStore(led), unvisited=unvisited)
         try:
-            result = run_training(panel, cfg, progress=lambda msg: status.update(msg))
+            result = run_training(panel, cfg, progress=lambda msg: status.update(msg), tune=tune)
         except TrainingDataError as exc:
             fail(f"cannot train: {exc}")
         except SchemaError as exc:
@@ -118,11 +133,58 @@ def train(
         reg = registry.log_training_run(result, cfg, data_path=data, register=register)
     m = result.evaluation.metrics
     console.print(_metrics_table(f"test period {result.splits.test_period}", m, HEADLINE))
+    print_folds(result, cfg)
+    if result.tuning is not None:
+        tr = result.tuning
+        console.print(
+            f"tuning: {len(tr.trials)} trial(s) in {tr.seconds:.1f} s, best trial {tr.best_trial}: "
+            f"mean {tr.objective} {tr.best_value:.4f} on the folds tested on {', '.join(tr.folds)}"
+        )
+        if write_config is not None:
+            from riskml.training.tuning import write_config as write_tuned
+
+            with file_errors("cannot write the tuned config"):
+                write_tuned(write_config, cfg, tr)
+            console.print(f"tuned config written to {write_config}")
     console.print(
         f"run {reg.run_id}; model {reg.model_uri}; version {reg.version} {reg.aliases}; "
         f"rows {result.row_counts['train_rows']:,} train / {result.row_counts['test_rows']:,} test; "
         f"{time.perf_counter() - t0:.1f} s end to end"
     )
+
+
+def print_folds(result, cfg) -> None:  # noqa: ANN001  (a TrainResult, a TrainConfig)
+    """The fold table (per fold, mean ± std; overall and fall-in) and the gains over the baselines."""
+    from riskml.training.folds import gain_table, scorer_table
+
+    if not result.folds:
+        return
+    folds = result.fold_table()
+    long = scorer_table(folds, cfg.report_capacities)
+    periods = folds["test_period"].astype(str).tolist()
+    for subset, title in (
+        ("all", "all households"),
+        ("fallin", "fall-in subset (not below the line)"),
+    ):
+        part = long[long["subset"] == subset]
+        t = Table(title=f"rolling folds, {title}: test period →")
+        t.add_column("scorer")
+        t.add_column("metric")
+        for p in periods:
+            t.add_column(p, justify="right")
+        t.add_column("mean ± std", justify="right")
+        for r in part.to_dict("records"):
+            t.add_row(r["scorer"], r["metric"], *(f"{r[p]:.4f}" for p in periods),
+                      f"{r['mean']:.4f} ± {r['std']:.4f}")  # fmt: skip
+        console.print(t)
+    g = gain_table(folds, cfg.report_capacities)
+    t = Table(title=f"model gain over the baselines (95% bootstrap interval on {periods[-1]})")
+    for col in ("subset", "baseline", "metric", "mean±std", "folds>0", periods[-1]):
+        t.add_column(col)
+    for r in g.itertuples(index=False):
+        t.add_row(r.subset, r.baseline, r.metric, f"{r.mean:+.4f}±{r.std:.4f}",
+                  f"{r.folds_positive}/{len(folds)}", r.intervals.split()[-1])  # fmt: skip
+    console.print(t)
 
 
 @app.command()
@@ -182,7 +244,7 @@ def promote(
     except TrainingDataError as exc:
         fail(f"cannot promote: {exc}")
     if cmp is not None:
-        t = Table(title="champion vs challenger on the latest labelled period")
+        t = Table(title="champion vs challenger (common folds, else the latest labelled period)")
         for col in ("metric", "better", "champion", "challenger", "margin", "ok"):
             t.add_column(col)
         for r in cmp.rows:
@@ -190,5 +252,5 @@ def promote(
                       f"{r['margin']:.3f}", "yes" if r["ok"] else "[red]no[/red]")  # fmt: skip
         console.print(t)
     console.print(message)
-    if cmp is not None and not promoted:
+    if not promoted and message.startswith("not promoted"):
         raise typer.Exit(1)

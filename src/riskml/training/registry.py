@@ -9,6 +9,7 @@ per-feature TreeSHAP contributions in the same log-odds units.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -218,9 +219,16 @@ def git_commit() -> str:
 
 
 def ensure_experiment(name: str = config.EXPERIMENT_NAME) -> str:
+    """The experiment's id, made when missing with its artifacts under $RISKML_ARTIFACT_ROOT
+    (default: the state folder's ``mlartifacts``). On a tracking server (``http(s)://``)
+    without $RISKML_ARTIFACT_ROOT, where the server keeps them (``mlflow-artifacts:/``, its
+    ``--artifacts-destination``): a path of the client's would be readable by no one else."""
     mlflow = import_mlflow()
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
+        server = config.tracking_uri().startswith(("http://", "https://"))
+        if server and not os.environ.get("RISKML_ARTIFACT_ROOT"):
+            return mlflow.create_experiment(name)
         location = config.artifact_root()
         if "://" not in location:
             Path(location).mkdir(parents=True, exist_ok=True)
@@ -249,6 +257,8 @@ def log_training_run(
     mlflow = import_mlflow()
     exp_id = ensure_experiment()
     model: RiskModel = result.model
+    if getattr(result, "tuning", None) is not None:  # log the parameters trained with
+        cfg = cfg.with_params(result.tuning.best_params)
     with mlflow.start_run(experiment_id=exp_id, run_name=f"train-{cfg.name}") as run:
         flat_params = {f"lgbm_{k}": v for k, v in cfg.params.items()}
         flat_params.update(
@@ -257,6 +267,9 @@ def log_training_run(
                 "early_stopping_rounds": cfg.early_stopping_rounds,
                 "flag_capacity": cfg.flag_capacity,
                 "red_capacity": cfg.red_capacity,
+                "seed_bagging": cfg.seed_bagging,
+                "evaluation_folds": cfg.folds,
+                "tuned": result.tuning is not None,
                 "train_periods": ",".join(result.splits.train_periods),
                 "valid_period": result.splits.valid_period,
                 "test_period": result.splits.test_period,
@@ -283,6 +296,8 @@ def log_training_run(
             tags["riskml.data_file"] = Path(data_path).name
         mlflow.set_tags(tags)
         mlflow.log_dict(cfg.raw, "config/training.yaml")
+        log_folds(mlflow, exp_id, result, cfg)
+        log_trials(mlflow, exp_id, result)
         for name, table in result.evaluation.tables.items():
             mlflow.log_text(table.to_csv(index=False), f"evaluation/{name}.csv")
         fig = ev.reliability_plot(result.evaluation.tables["reliability"])
@@ -328,6 +343,78 @@ def log_training_run(
         if version is not None:
             aliases = _alias_new_version(cfg.model_name, version)
         return Registered(run.info.run_id, info.model_uri, version, aliases)
+
+
+FOLDS_ARTIFACT = "evaluation/folds.csv"
+TRIALS_ARTIFACT = "tuning/trials.csv"
+
+
+def log_folds(mlflow, exp_id: str, result, cfg) -> None:
+    """The rolling folds: one child run each (periods, every fold metric), the fold table and its
+    summary (``folds_<mean|std|min|max>_<metric>``), the long fold table (scorer × subset ×
+    metric by fold) and the gains over the baselines on the training run."""
+    from riskml.training.folds import gain_table, scorer_table, summarise, summary_metrics
+
+    if not result.folds:
+        return
+    table = result.fold_table()
+    mlflow.log_text(table.to_csv(index=False), FOLDS_ARTIFACT)
+    mlflow.log_text(summarise(table).to_csv(), "evaluation/folds_summary.csv")
+    caps = cfg.report_capacities
+    mlflow.log_text(scorer_table(table, caps).to_csv(index=False), "evaluation/fold_table.csv")
+    mlflow.log_text(gain_table(table, caps).to_csv(index=False), "evaluation/fold_gains.csv")
+    mlflow.log_metrics(_finite(summary_metrics(table)))
+    mlflow.log_metric("folds_count", len(result.folds))
+    for f in result.folds:
+        with mlflow.start_run(experiment_id=exp_id, run_name=f.fold.name, nested=True):
+            mlflow.set_tags({"riskml.kind": "fold", "riskml.test_period": f.fold.test_period})
+            mlflow.log_params(
+                {
+                    "train_periods": ",".join(f.fold.train_periods),
+                    "valid_period": f.fold.valid_period,
+                    "test_period": f.fold.test_period,
+                    "best_iteration": f.best_iteration,
+                }
+            )
+            mlflow.log_metrics(_finite(f.metrics))
+            mlflow.log_text(f.gains.to_csv(index=False), "evaluation/gains.csv")
+
+
+def log_trials(mlflow, exp_id: str, result) -> None:
+    """The tuning trials, when the run was tuned: one child run each (parameters, objective per
+    fold and its mean), the trial table and the chosen parameters on the training run."""
+    tuning = result.tuning
+    if tuning is None:
+        return
+    mlflow.log_text(tuning.table().to_csv(index=False), TRIALS_ARTIFACT)
+    mlflow.log_dict(tuning.best_params, "tuning/best_params.yaml")
+    mlflow.log_metrics(
+        _finite(
+            {
+                "tuning_trials": len(tuning.trials),
+                "tuning_best_value": tuning.best_value,
+                "tuning_seconds": tuning.seconds,
+            }
+        )  # fmt: skip
+    )
+    for t in tuning.trials:
+        with mlflow.start_run(experiment_id=exp_id, run_name=f"trial-{t.number}", nested=True):
+            mlflow.set_tags({"riskml.kind": "trial", "riskml.objective": tuning.objective})
+            mlflow.log_params({f"lgbm_{k}": v for k, v in t.params.items()})
+            mlflow.log_metrics(_finite({"objective": t.value, "seconds": t.seconds,
+                                        **{f"objective_{p}": v for p, v in t.per_fold.items()}}))  # fmt: skip
+
+
+def fold_table_of(run_id: str) -> pd.DataFrame | None:
+    """The fold table a training run logged, None for a run without one (trained before folds)."""
+    import io
+
+    mlflow = import_mlflow()
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{FOLDS_ARTIFACT}")
+    except Exception:
+        return None
+    return pd.read_csv(io.StringIO(text), dtype={"test_period": str, "valid_period": str})
 
 
 def _alias_new_version(name: str, version: str) -> list[str]:

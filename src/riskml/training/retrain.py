@@ -6,13 +6,14 @@ One scheduled job: read the labelled panel, train with the config
 (``riskml.training.promotion.promote_challenger``) and record its decision on
 the version as the tag ``riskml.gate`` (``passed``, ``failed``, ``forced`` or
 ``not compared``, with the gate's message). Each step is timed
-(``RetrainStep``); ``Retrained.summary`` is the JSON summary other jobs read.
+(``RetrainStep``); ``Retrained.summary`` is the JSON summary other jobs read
+(with the means over the rolling folds the gate compares).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ class Retrained:
     metrics: dict[str, Any]
     comparison: Comparison | None
     steps: list[RetrainStep]
+    fold_means: dict[str, float] = field(default_factory=dict)  # over the rolling folds
 
     @property
     def outcome(self) -> str:
@@ -65,6 +67,7 @@ class Retrained:
             "metrics": {
                 k: self.metrics.get(k) for k in ("test_roc_auc", "model_recall_at_10", "test_ece")
             },
+            "folds_mean": self.fold_means,
             "comparison": self.comparison.rows if self.comparison is not None else None,
             "seconds": seconds,
         }
@@ -145,7 +148,17 @@ def retrain(
         metrics=m,
         comparison=cmp,
         steps=steps,
+        fold_means=fold_means(result),
     )
 
 
-__all__ = ["RetrainStep", "Retrained", "gate_label", "retrain"]
+def fold_means(result) -> dict[str, float]:  # noqa: ANN001  (a TrainResult)
+    """The gate's metrics and the fall-in gain over the naive score, mean over the rolling folds."""
+    if not result.folds:
+        return {}
+    table = result.fold_table()
+    keys = ("test_roc_auc", "model_recall_at_10", "test_ece", "gain_vs_naive_fallin_roc_auc")
+    return {k: float(table[k].mean()) for k in keys if k in table}
+
+
+__all__ = ["RetrainStep", "Retrained", "fold_means", "gate_label", "retrain"]

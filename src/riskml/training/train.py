@@ -1,10 +1,16 @@
-"""The training pipeline: panel → labels → time split → booster → calibration → held-out evaluation.
+"""The training pipeline: panel → labels → features → rolling folds → booster → calibration → evaluation.
 
 Pure steps wired together in ``train``; parameters come from a YAML config
 (``training/default.yaml``). Splits are by period only: the latest labelled
 period is the test set, the one before it validates (early stopping,
-calibration, thresholds), everything earlier trains. No row of a later period
-is ever used to fit anything evaluated on an earlier one.
+calibration, thresholds), everything earlier trains; that is the registered
+model. The same discipline rolled back one period at a time gives the
+rolling-origin folds (``riskml.training.folds``; ``evaluation.folds``), each
+evaluated against the baselines (``riskml.training.baselines``). No row of a
+later period is ever used to fit anything evaluated on an earlier one.
+
+``prepare`` is the one place the panel becomes records, previous periods,
+labels and the feature matrix.
 """
 
 from __future__ import annotations
@@ -26,19 +32,21 @@ from riskml.data.history import previous_from_panel
 from riskml.data.label import training_labels
 from riskml.data.reference import ReferenceLines, add_command, default_lines
 from riskml.model.features import FEATURE_NAMES, build_features
-from riskml.model.metrics import Evaluation, evaluate_scores
+from riskml.model.metrics import Evaluation
 from riskml.model.profile import reference_profile
-from riskml.model.risk_model import RiskModel, choose_thresholds, fit_booster, fit_platt
+from riskml.model.risk_model import RiskModel, choose_thresholds, fit_platt
+from riskml.training.bagging import fit_bagged
+from riskml.training.errors import TrainingDataError
+from riskml.training.evaluation import FoldResult, evaluate_fold, evaluate_test_period
+from riskml.training.folds import Fold, check_no_leakage, rolling_folds
 
 # data.label: the label trained on. income: at_risk_next (the contract's label); confirmed,
 # confirmed_visited: confirmed identification from the case loop, in the panel's
 # confirmed_next column (riskml.cases.outcomes.confirmed_labels; ``riskml train --ledger``)
 LABELS = ("income", "confirmed", "confirmed_visited")
 CONFIRMED_LABEL = "confirmed_next"
-
-
-class TrainingDataError(ValueError):
-    """The panel cannot be trained on (no labels, too few positives, too few periods)."""
+OBJECTIVES = ("roc_auc", "recall_at_10")
+__all__ = ["FoldResult", "TrainingDataError", "evaluate_test_period"]
 
 
 @dataclass
@@ -56,6 +64,12 @@ class TrainConfig:
     label: str = "income"
     promotion: dict[str, float] = field(default_factory=dict)
     model_name: str = "household-risk"
+    folds: int = 3
+    min_folds: int = 1
+    bootstrap_resamples: int = 200
+    bootstrap_seed: int = 0
+    seed_bagging: int = 1
+    tuning: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -65,7 +79,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
-        known = {"name", "model", "capacity", "splits", "data", "promotion", "registry"}
+        known = {"name", "model", "capacity", "splits", "data", "promotion", "registry",
+                 "evaluation", "tuning"}  # fmt: skip
         unknown = set(raw) - known
         if unknown:
             raise ValueError(
@@ -77,6 +92,15 @@ class TrainConfig:
         label = str(raw.get("data", {}).get("label", "income"))
         if label not in LABELS:
             raise ValueError(f"training config: data.label must be one of {', '.join(LABELS)}")
+        evaluation = raw.get("evaluation", {}) or {}
+        tuning = dict(raw.get("tuning", {}) or {})
+        if tuning.get("objective", "roc_auc") not in OBJECTIVES:
+            raise ValueError(f"training config: tuning.objective must be one of {OBJECTIVES}")
+        if not 1 <= int(evaluation.get("min_folds", 1)) <= int(evaluation.get("folds", 3)):
+            raise ValueError("training config: need 1 <= evaluation.min_folds <= evaluation.folds")
+        bagging = int(model.get("seed_bagging", 1))
+        if bagging < 1:
+            raise ValueError("training config: model.seed_bagging must be at least 1")
         return cls(
             name=raw.get("name", "default"),
             params=dict(model.get("params", {})),
@@ -91,8 +115,24 @@ class TrainConfig:
             label=label,
             promotion=dict(raw.get("promotion", {})),
             model_name=raw.get("registry", {}).get("model_name", "household-risk"),
+            folds=int(evaluation.get("folds", 3)),
+            min_folds=int(evaluation.get("min_folds", 1)),
+            bootstrap_resamples=int(evaluation.get("bootstrap_resamples", 200)),
+            bootstrap_seed=int(evaluation.get("bootstrap_seed", 0)),
+            seed_bagging=bagging,
+            tuning=tuning,
             raw=raw,
         )
+
+    def with_params(self, params: dict[str, Any]) -> TrainConfig:
+        """This config with other LightGBM parameters (``raw`` follows, so it is logged as used)."""
+        import copy
+
+        raw = copy.deepcopy(self.raw)
+        raw.setdefault("model", {})["params"] = copy.deepcopy(params)
+        out = copy.copy(self)
+        out.params, out.raw = copy.deepcopy(params), raw
+        return out
 
 
 @dataclass
@@ -100,6 +140,29 @@ class Splits:
     train_periods: list[str]
     valid_period: str
     test_period: str
+
+
+@dataclass
+class Prepared:
+    """A panel ready to train on: validated records (sorted by period, household), their
+    previous periods, labels (NaN where unknown), the feature matrix, row periods."""
+
+    records: pd.DataFrame
+    previous: pd.DataFrame
+    labels: np.ndarray
+    X: pd.DataFrame
+    provisional: list[str]
+
+    @property
+    def labelled(self) -> np.ndarray:
+        return ~np.isnan(self.labels)
+
+    @property
+    def period(self) -> np.ndarray:
+        return self.records["period"].to_numpy()
+
+    def labelled_periods(self) -> list[str]:
+        return sorted(pd.unique(self.period[self.labelled]).tolist())
 
 
 @dataclass
@@ -111,6 +174,13 @@ class TrainResult:
     timings: dict[str, float]
     test_frame: pd.DataFrame  # test-period records, label, score (for reports)
     data_hash: str | None = None
+    folds: list[FoldResult] = field(default_factory=list)
+    tuning: Any = None  # riskml.training.tuning.TuningResult when tuned
+    config: TrainConfig | None = None  # the config trained with (the tuned parameters if tuned)
+
+    def fold_table(self) -> pd.DataFrame:
+        """One row per fold (oldest first): periods and every fold metric."""
+        return pd.DataFrame([f.row() for f in self.folds])
 
 
 def file_hash(path: str | Path) -> str:
@@ -196,106 +266,195 @@ def provisional_lines(records: pd.DataFrame, lines: ReferenceLines) -> list[str]
     )
 
 
-def train(
-    panel: pd.DataFrame,
-    cfg: TrainConfig,
-    lines: ReferenceLines | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> TrainResult:
-    """Fit, calibrate and evaluate on the held-out latest period."""
-    say = progress or (lambda _msg: None)
-    lines = lines or default_lines()
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    say("validating and labelling the panel")
+def prepare(
+    panel: pd.DataFrame, cfg: TrainConfig, lines: ReferenceLines, label: str | None = None
+) -> Prepared:
+    """Records, previous periods, labels (``label``, default ``cfg.label``) and features: the one
+    place the panel is turned into what is fitted and evaluated."""
     records, previous, labels = prepare_panel(panel, lines)
-    if cfg.label != "income":
+    label = label or cfg.label
+    if label != "income":
         if CONFIRMED_LABEL not in records.columns:
             raise TrainingDataError(
-                f"data.label {cfg.label} trains on the panel's {CONFIRMED_LABEL} column "
+                f"data.label {label} trains on the panel's {CONFIRMED_LABEL} column "
                 "(confirmed identification from the case loop): train with --ledger"
             )
         labels = pd.to_numeric(records[CONFIRMED_LABEL], errors="coerce").astype(float)
-    labelled = labels.notna()
-    if labelled.sum() == 0:
-        raise TrainingDataError(
-            "the panel has no labels: no household has a record 12 months later and no at_risk_next column"
-        )
-    splits = choose_splits(records["period"], labelled, cfg)
-    provisional = provisional_lines(records, lines)
-    if provisional:
-        say(
-            f"{len(provisional)} (province, year) use an earlier year's lines as provisional: "
-            + ", ".join(provisional[:10])
-            + (" ..." if len(provisional) > 10 else "")
-        )
-    timings["prepare_s"] = time.perf_counter() - t0
+    X = build_features(records[list(schema.FIELD_NAMES)], previous, lines)[list(FEATURE_NAMES)]
+    return Prepared(
+        records=records,
+        previous=previous,
+        labels=labels.to_numpy(dtype=float),
+        X=X,
+        provisional=provisional_lines(records, lines),
+    )
 
-    say("building features")
-    t = time.perf_counter()
-    X_all = build_features(records[list(schema.FIELD_NAMES)], previous, lines)[list(FEATURE_NAMES)]
-    timings["features_s"] = time.perf_counter() - t
-    y_all = labels.to_numpy()
-    period = records["period"].to_numpy()
-    in_train = np.isin(period, splits.train_periods) & labelled.to_numpy()
-    in_valid = (period == splits.valid_period) & labelled.to_numpy()
-    in_test = (period == splits.test_period) & labelled.to_numpy()
-    for name, mask in (("train", in_train), ("validation", in_valid), ("test", in_test)):
-        pos = int(y_all[mask].sum())
+
+def check_positives(data: Prepared, fold: Fold, cfg: TrainConfig) -> None:
+    """TrainingDataError naming the split (and the fold) with fewer than min_positives positives."""
+    for name, mask in fold.masks(data.period, data.labelled).items():
+        pos = int(np.nansum(data.labels[mask]))
         if pos < cfg.min_positives:
             raise TrainingDataError(
-                f"too few positives in the {name} split: {pos} (< min_positives {cfg.min_positives}); "
+                f"too few positives in the {name} split ({fold.name}): "
+                f"{pos} (< min_positives {cfg.min_positives}); "
                 "use a larger panel or lower data.min_positives in the config"
             )
 
-    say(f"training LightGBM on {int(in_train.sum()):,} rows")
-    t = time.perf_counter()
-    booster = fit_booster(
-        X_all[in_train],
-        y_all[in_train],
-        X_all[in_valid],
-        y_all[in_valid],
-        cfg.params,
+
+def fit_model(
+    data: Prepared, fold: Fold, cfg: TrainConfig, lines: ReferenceLines, params: dict | None = None
+) -> RiskModel:
+    """Booster(s) on the fold's train rows with early stopping, Platt calibration and
+    thresholds on its validation period."""
+    check_no_leakage(fold)
+    check_positives(data, fold, cfg)
+    m = fold.masks(data.period, data.labelled)
+    y = data.labels
+    booster = fit_bagged(
+        data.X[m["train"]],
+        y[m["train"]],
+        data.X[m["validation"]],
+        y[m["validation"]],
+        cfg.params if params is None else params,
         cfg.num_boost_round,
         cfg.early_stopping_rounds,
+        bags=cfg.seed_bagging,
     )
-    timings["fit_s"] = time.perf_counter() - t
-
-    say("calibrating on the validation period")
-    valid_margin = booster.predict(X_all[in_valid].to_numpy(np.float64), raw_score=True)
-    a, b = fit_platt(valid_margin, y_all[in_valid])
+    valid_margin = booster.predict(data.X[m["validation"]].to_numpy(np.float64), raw_score=True)
+    a, b = fit_platt(valid_margin, y[m["validation"]])
     valid_scores = 1 / (1 + np.exp(-(a * valid_margin + b)))
     thresholds = choose_thresholds(valid_scores, cfg.flag_capacity, cfg.red_capacity)
     metadata = {
         "config_name": cfg.name,
         "label": cfg.label,
-        "train_periods": splits.train_periods,
-        "valid_period": splits.valid_period,
-        "test_period": splits.test_period,
+        "train_periods": list(fold.train_periods),
+        "valid_period": fold.valid_period,
+        "test_period": fold.test_period,
         "best_iteration": int(booster.best_iteration or booster.current_iteration()),
         "num_trees": int(booster.num_trees()),
-        "valid_base_rate": float(y_all[in_valid].mean()),
-        "provisional_lines": provisional,
+        "seed_bagging": cfg.seed_bagging,
+        "valid_base_rate": float(y[m["validation"]].mean()),
+        "provisional_lines": data.provisional,
     }
-    model = RiskModel(
+    return RiskModel(
         booster=booster, platt_a=a, platt_b=b, thresholds=thresholds, lines=lines, metadata=metadata
     )
+
+
+def fold_plan(
+    data: Prepared,
+    splits: Splits,
+    cfg: TrainConfig,
+    progress: Callable[[str], None] | None = None,
+) -> list[Fold]:
+    """The last ``evaluation.folds`` rolling folds ending with the final split whose splits all
+    have ``data.min_positives`` positives (a fold without them is left out and said;
+    TrainingDataError when fewer than ``evaluation.min_folds`` remain)."""
+    final = Fold(tuple(splits.train_periods), splits.valid_period, splits.test_period)
+    every = rolling_folds(data.labelled_periods(), len(data.labelled_periods()), final)
+    usable, dropped = [], []
+    for f in reversed(every):
+        if len(usable) == cfg.folds:
+            break
+        try:
+            check_positives(data, f, cfg)
+            usable.append(f)
+        except TrainingDataError as exc:
+            if f == final:
+                raise
+            dropped.append(str(exc))
+            if progress is not None:
+                progress(f"{f.name} left out: {exc}")
+    if len(usable) < cfg.min_folds:
+        raise TrainingDataError(
+            f"evaluation.min_folds is {cfg.min_folds} but only {len(usable)} rolling fold(s) can "
+            "be formed: " + ("; ".join(dropped) or "too few labelled periods")
+        )
+    return usable[::-1]
+
+
+def train(
+    panel: pd.DataFrame,
+    cfg: TrainConfig,
+    lines: ReferenceLines | None = None,
+    progress: Callable[[str], None] | None = None,
+    tune: bool = False,
+) -> TrainResult:
+    """Fit, calibrate and evaluate on the held-out latest period, and on the rolling folds.
+
+    ``tune``: choose the LightGBM parameters first (``riskml.training.tuning``,
+    the config's ``tuning`` budget); the result's ``tuning`` says what was tried.
+    """
+    say = progress or (lambda _msg: None)
+    lines = lines or default_lines()
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    say("validating and labelling the panel, building features")
+    data = prepare(panel, cfg, lines)
+    labelled = data.labelled
+    if labelled.sum() == 0:
+        raise TrainingDataError(
+            "the panel has no labels: no household has a record 12 months later and no at_risk_next column"
+        )
+    records, y_all, X_all = data.records, data.labels, data.X
+    splits = choose_splits(records["period"], pd.Series(labelled), cfg)
+    if data.provisional:
+        say(
+            f"{len(data.provisional)} (province, year) use an earlier year's lines as provisional: "
+            + ", ".join(data.provisional[:10])
+            + (" ..." if len(data.provisional) > 10 else "")
+        )
+    final = Fold(tuple(splits.train_periods), splits.valid_period, splits.test_period)
+    check_positives(data, final, cfg)
+    timings["prepare_s"] = time.perf_counter() - t0
+
+    tuning = None
+    if tune:
+        from riskml.training.tuning import tune as run_tuning
+
+        t = time.perf_counter()
+        tuning = run_tuning(data, cfg, lines, splits, progress=say)
+        cfg = cfg.with_params(tuning.best_params)
+        timings["tune_s"] = time.perf_counter() - t
+
+    say(f"training LightGBM on {int(final.masks(data.period, labelled)['train'].sum()):,} rows")
+    t = time.perf_counter()
+    model = fit_model(data, final, cfg, lines)
+    timings["fit_s"] = time.perf_counter() - t
+    m = final.masks(data.period, labelled)
+    in_train, in_valid, in_test = m["train"], m["validation"], m["test"]
     # the monitoring reference: feature bins, score histogram, missing rates of the training rows
     model.profile = reference_profile(
         X_all[in_train],
         model.predict_proba(X_all[in_train]),
         records[in_train],
-        thresholds=thresholds,
+        thresholds=model.thresholds,
     )
+
+    t = time.perf_counter()
+    fold_results: list[FoldResult] = []
+    for fold in fold_plan(data, splits, cfg, progress=say):
+        say(f"rolling fold {fold.name}: train up to {fold.train_periods[-1]}, "
+            f"validate {fold.valid_period}")  # fmt: skip
+        fold_model = model if fold == final else fit_model(data, fold, cfg, lines)
+        fold_results.append(evaluate_fold(fold_model, data, fold, cfg, lines))
+    timings["folds_s"] = time.perf_counter() - t
 
     say("evaluating on the test period")
     t = time.perf_counter()
     test_records = records[in_test].reset_index(drop=True)
-    test_prev = previous[in_test].reset_index(drop=True)
+    test_prev = data.previous[in_test].reset_index(drop=True)
     y_test = y_all[in_test].astype(int)
     score = model.predict_proba(X_all[in_test])
     evaluation = evaluate_test_period(model, test_records, test_prev, y_test, score, cfg, lines)
+    # the baselines of the final split are those of its fold (the last one)
+    last = fold_results[-1]
+    evaluation.metrics.update(
+        {k: v for k, v in last.metrics.items() if k not in evaluation.metrics}
+    )
+    evaluation.tables["gains"] = last.gains
     timings["evaluate_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 
@@ -311,45 +470,7 @@ def train(
         "train_positives": int(y_all[in_train].sum()),
         "test_positives": int(y_test.sum()),
         "households": int(records["household_id"].nunique()),
+        "folds": len(fold_results),
     }
-    return TrainResult(model, splits, evaluation, row_counts, timings, test_frame)
-
-
-def evaluate_test_period(
-    model: RiskModel,
-    records: pd.DataFrame,
-    previous: pd.DataFrame,
-    y: np.ndarray,
-    score: np.ndarray,
-    cfg: TrainConfig,
-    lines: ReferenceLines,
-) -> Evaluation:
-    """Model against the rules-only baseline (and the oracle, when the panel has one) on one period."""
-    from riskml.policy import rules as policy_rules
-
-    ruleset = policy_rules.RuleSet.load()
-    rr = policy_rules.evaluate(records[list(schema.FIELD_NAMES)], ruleset, lines, previous=previous)
-    flagged, severity = policy_rules.rules_baseline(rr)
-    groups = pd.DataFrame(
-        {
-            "province": records["county_code"].astype(str).str.slice(0, 2).to_numpy(),
-            "formerly_poor": records["formerly_poor"].to_numpy(),
-            "head_female": records["head_female"].to_numpy(),
-            "ethnic_minority": records["ethnic_minority"].to_numpy(),
-        }
-    )
-    oracle = records["oracle_p"].to_numpy(dtype=float) if "oracle_p" in records.columns else None
-    if oracle is not None and np.isnan(oracle).any():
-        oracle = None
-    return evaluate_scores(
-        y,
-        score,
-        period=str(records["period"].iloc[0]) if len(records) else "",
-        county=records["county_code"].astype(str).to_numpy(),
-        groups=groups,
-        capacities=cfg.report_capacities,
-        rules_flagged=np.asarray(flagged, dtype=bool),
-        rules_severity=np.asarray(severity, dtype=float),
-        model_flagged=score >= model.thresholds.flag,
-        oracle=oracle,
-    )
+    return TrainResult(model, splits, evaluation, row_counts, timings, test_frame,
+                       folds=fold_results, tuning=tuning, config=cfg)  # fmt: skip
