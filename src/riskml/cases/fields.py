@@ -14,7 +14,7 @@ from typing import Any
 from riskml.cases.procedure import Procedure
 from riskml.policy.risk_types import RISK_TYPE_CODES
 
-SOURCES = ("warning", "self_report", "cadre_visit", "department_alert", "social_report")
+SOURCES = ("warning", "self_report", "cadre_visit", "department_alert", "social_report", "asset_idle")  # fmt: skip
 HOUSEHOLD_TYPES = ("unstable_alleviated", "marginal", "sudden_hardship")
 VISIT_OUTCOMES = ("propose", "drop", "fast_track")
 COPING = ("none", "weak", "some", "strong")

@@ -74,10 +74,10 @@ for _module in (
 ):  # fmt: skip
     importlib.import_module(f"riskml.cli.{_module}")
 importlib.import_module("riskml.cli.cases_year").add_commands(app)  # riskml cases simulate-year
-importlib.import_module(
-    "riskml.cli.assets_model"
-).add_commands(  # riskml assets simulate|train|promote
-    importlib.import_module("riskml.cli.assets").assets_app
-)
+# riskml assets simulate | train | promote, and households | leads
+for _module in ("assets_model", "assets_links"):
+    importlib.import_module(f"riskml.cli.{_module}").add_commands(
+        importlib.import_module("riskml.cli.assets").assets_app
+    )
 importlib.import_module("riskml.cli.db")  # riskml db upgrade | current | grant
 importlib.import_module("riskml.cli.regions")  # riskml regions

@@ -200,6 +200,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     "cadre_visit": ("干部走访排查", "cadre's visit"),
     "department_alert": ("部门预警", "department alert"),
     "social_report": ("社会反映", "social report"),
+    "asset_idle": ("帮扶资产闲置", "assistance asset idle"),
 }
 HOUSEHOLD_TYPES: dict[str, tuple[str, str]] = {
     "unstable_alleviated": ("脱贫不稳定户", "unstable alleviated"),
