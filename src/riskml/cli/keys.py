@@ -9,7 +9,7 @@ import typer
 from riskml.cli.app import app
 
 keys_app = typer.Typer(
-    help="API keys with roles (scorer, caseworker, township, county, department, reporter, admin, metrics, region) and their scopes.",
+    help="API keys with roles (scorer, caseworker, township, county, department, reporter, admin, metrics, region, assets) and their scopes.",
     no_args_is_help=True,
 )
 
@@ -24,12 +24,12 @@ def add(
     role: str = typer.Option(
         ...,
         "--role",
-        help="scorer, caseworker, township, county, department, reporter, admin, metrics or region",
+        help="scorer, caseworker, township, county, department, reporter, admin, metrics, region or assets",
     ),
     county: list[str] = typer.Option(
         [],
         "--county",
-        help="6-digit county code a caseworker or county key may read, a scorer may write, a reporter may report in (repeatable; a scorer without any writes every county)",
+        help="6-digit county code a caseworker or county key may read, a scorer may write, a reporter may report in, an assets key scores and reads the assets of (repeatable; a scorer without any writes every county)",
     ),
     village: list[str] = typer.Option(
         [], "--village", help="12-digit village code a caseworker may read (repeatable)"

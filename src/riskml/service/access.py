@@ -14,6 +14,7 @@ Roles:
   volunteer reports risks it sees (``POST /reports``, 社会参与) and reads nothing else;
 - ``region`` (scoped by ``areas``: provinces, prefectures, counties; ``riskml.service.areas``)
   reads the regional pages (``/cw/regions``) of its areas: counts only, never a household;
+- ``assets`` (scoped by counties) scores and reads its counties' assistance assets (``/assets``);
 - ``admin`` may reload the model, read every decision and also score.
 
 Keys are configured as entries (YAML file and/or the JSON env var
@@ -72,7 +73,7 @@ __all__ = [
 
 ROLES = (
     "scorer", "caseworker", "township", "county", "department", "reporter", "admin", "metrics",
-    "region",
+    "region", "assets",
 )  # fmt: skip
 # the roles that read households in a scope and act in the case loop (riskml.cases)
 CASE_ROLES = ("caseworker", "township", "county")
@@ -172,6 +173,10 @@ class Principal:
         if self.role == "admin":
             return True
         return self.role == "reporter" and county_code in self.counties
+
+    def can_read_assets(self, county_code: str) -> bool:
+        """May this caller score and read the assistance assets of this county?"""
+        return self.role == "admin" or (self.role == "assets" and county_code in self.counties)
 
     def can_admin(self) -> bool:
         return self.role == "admin"
@@ -361,10 +366,8 @@ def _parse_entries(raw: Any, source: str) -> tuple[list[KeyEntry], list[str]]:
             problems.append(f"{where}: a department key needs counties and departments")
         if departments and role != "department":
             problems.append(f"{where}: departments apply to department keys only")
-        if role == "county" and (not counties or townships or villages):
-            problems.append(f"{where}: a county key is scoped by counties only")
-        if role == "reporter" and (not counties or townships or villages):
-            problems.append(f"{where}: a reporter key is scoped by counties only")
+        if role in ("county", "reporter", "assets") and (not counties or townships or villages):
+            problems.append(f"{where}: a {role} key is scoped by counties only")
         areas = parse_areas(item.get("areas"), where, problems)
         if role == "region" and (not areas or scoped or departments):
             problems.append(f"{where}: a region key is scoped by areas (2, 4 or 6 digits) only")

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from riskml.service import state
+from riskml.service import assets_api, state
 from riskml.service.middleware import (
     METRICS,
     METRICS_CONTENT_TYPE,
@@ -64,6 +64,7 @@ def bind(service: ScoringService) -> None:
     """Register the worker's service and mount the caseworker pages beside the API."""
     global _case_metrics
     state.bind(service)
+    assets_api.start(service)  # the asset model loads beside the household model
     mount_pages()
     if not _case_metrics:
         from riskml.service.cases import CaseMetrics
@@ -81,10 +82,12 @@ def mount_pages() -> None:
     """
     global _pages_mounted
     from riskml.service import pages
+    from riskml.service.pages import asset_pages
 
     if not _pages_mounted:
         app.include_router(pages.router)
         app.include_router(pages.case_router)  # the case pages, /cw/cases...
+        app.include_router(asset_pages.router)  # the assets' county pages, /cw/assets...
         _pages_mounted = True
 
 
@@ -95,6 +98,7 @@ def respond(reply: Reply) -> JSONResponse:
 app = FastAPI(title="riskml", docs_url=None, redoc_url=None, openapi_url=None)
 _pages_mounted = False
 _case_metrics = False
+app.include_router(assets_api.router)  # POST /assets/score (riskml.service.assets_api)
 
 _HTTP_ERRORS = {404: "no such route", 405: "method not allowed on this route"}
 

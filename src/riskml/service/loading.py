@@ -2,16 +2,32 @@
 
 ``fetch_model`` loads the model behind a registry alias and keeps a local copy,
 so the service can start (and say so) when the registry is unreachable.
+
+A tracking server (``http(s)://``) is asked ``/health`` first, with a short timeout
+(``$RISKML_REGISTRY_TIMEOUT``, seconds, default 5): MLflow's own client retries a refused
+connection with backoff for about four minutes, which would hold the service's start that
+long before it fell back to the cache.
+
+The cache (``$RISKML_MODEL_CACHE``, default ``model-cache`` in the state folder) holds, per
+model and alias, the last version loaded from the registry and its ``info.json``; it is
+read and switched under a file lock, so that several workers starting together download
+once and never read a copy another is replacing.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,32 +76,93 @@ def _sqlite_path(uri: str) -> Path | None:
     return None
 
 
-def _registry_reachable(uri: str) -> bool:
-    """A SQLite registry whose file is gone is unreachable (MLflow would silently create an empty one)."""
+PROBE_TIMEOUT_S = 5.0
+
+
+def probe_timeout() -> float:
+    """Seconds to wait for a tracking server's ``/health`` ($RISKML_REGISTRY_TIMEOUT, default 5)."""
+    raw = os.environ.get("RISKML_REGISTRY_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else PROBE_TIMEOUT_S
+    except ValueError:
+        raise ValueError(f"RISKML_REGISTRY_TIMEOUT: not a number of seconds: {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"RISKML_REGISTRY_TIMEOUT: must be more than 0 seconds, not {raw!r}")
+    return value
+
+
+def health_url(uri: str) -> str:
+    """A tracking server's ``/health`` (under its path prefix), without any user:password@."""
+    parts = urllib.parse.urlsplit(uri)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urllib.parse.urlunsplit(
+        (parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", "")
+    )
+
+
+def registry_unreachable(uri: str, timeout: float | None = None) -> str | None:
+    """Why the registry at ``uri`` cannot be used now, or None when it may be.
+
+    A SQLite store whose file is gone (MLflow would silently create an empty one); a
+    tracking server that does not answer ``/health`` within ``timeout`` (refused, timed out,
+    unknown host). A server that answers, even with an error status, is left to MLflow.
+    """
     path = _sqlite_path(uri)
-    return path is None or path.exists()
+    if path is not None:
+        return None if path.exists() else f"no tracking store at {config.redact_url(uri)}"
+    if not uri.startswith(("http://", "https://")):
+        return None
+    where = config.redact_url(uri)
+    wait = timeout or probe_timeout()
+    try:
+        with urllib.request.urlopen(health_url(uri), timeout=wait):
+            return None
+    except urllib.error.HTTPError:  # it answered: MLflow says what is wrong, if anything
+        return None
+    except urllib.error.URLError as exc:
+        cause = exc.reason if isinstance(exc.reason, BaseException) else exc
+        return f"tracking server {where} not answering ({type(cause).__name__}: {cause})"
+    except (OSError, ValueError) as exc:  # a timeout while reading, a malformed URL
+        return f"tracking server {where} not answering ({type(exc).__name__}: {exc})"
+
+
+@contextmanager
+def _locked(cache: Path) -> Iterator[None]:
+    """The cache of one model and alias, held by this process (other workers wait)."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.parent / f".{cache.name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def fetch_model(settings: Settings) -> LoadedModel:
     """The model behind the alias, from the registry (refreshing the cache) or, failing that, the cache."""
     cache = Path(settings.cache_dir) / settings.model_name / settings.alias
-    reason = None
-    if _registry_reachable(settings.tracking_uri):
-        try:
-            return _from_registry(settings, cache)
-        except Exception as exc:  # registry down, alias missing, download failed
-            reason = (
-                f"registry unavailable ({type(exc).__name__}: {config.redact_urls(str(exc))[:200]})"
+    unreachable = registry_unreachable(settings.tracking_uri)
+    with _locked(cache):
+        if unreachable is None:
+            try:
+                return _from_registry(settings, cache)
+            except Exception as exc:  # registry down, alias missing, download failed
+                why = config.redact_urls(str(exc))[:200]
+                reason = f"registry unavailable ({type(exc).__name__}: {why})"
+        else:
+            reason = f"registry unavailable ({unreachable})"
+        if (cache / "info.json").exists():
+            info = json.loads((cache / "info.json").read_text())
+            info["source"] = "cache"
+            info["cache_reason"] = reason
+            model = RiskModel.load(cache / "model" / "artifacts" / "risk_model")
+            log.warning(
+                "serving the cached copy of %s v%s: %s", info["name"], info["version"], reason
             )
-    else:
-        reason = f"registry unavailable (no tracking store at {config.redact_url(settings.tracking_uri)})"
-    if (cache / "info.json").exists():
-        info = json.loads((cache / "info.json").read_text())
-        info["source"] = "cache"
-        info["cache_reason"] = reason
-        model = RiskModel.load(cache / "model" / "artifacts" / "risk_model")
-        log.warning("serving the cached copy of %s v%s: %s", info["name"], info["version"], reason)
-        return LoadedModel(model, info)
+            return LoadedModel(model, info)
     raise RuntimeError(f"no model: {reason}; and no cached copy in {cache}")
 
 
@@ -119,3 +196,37 @@ def _from_registry(settings: Settings, cache: Path) -> LoadedModel:
     info["source"] = "registry"
     model = RiskModel.load(cache / "model" / "artifacts" / "risk_model")
     return LoadedModel(model, info)
+
+
+# --------------------------------------------------------------------------- the asset model
+ASSET_MODEL_ENV = "RISKML_ASSET_MODEL_NAME"
+
+
+@dataclass
+class LoadedAssetModel:
+    model: Any  # riskml.assets.model.AssetRiskModel
+    info: dict[str, Any]  # name, version, alias, run_id, loaded_at
+
+
+def fetch_asset_model(settings: Settings, name: str | None = None) -> LoadedAssetModel:
+    """The asset-risk model (``$RISKML_ASSET_MODEL_NAME``, default ``asset-risk``) behind the
+    service's alias, from the registry; RuntimeError saying why when there is none."""
+    from riskml.assets.model_registry import load_asset_model
+
+    name = name or os.environ.get(ASSET_MODEL_ENV) or "asset-risk"
+    unreachable = registry_unreachable(settings.tracking_uri)
+    if unreachable is not None:
+        raise RuntimeError(f"no asset model: registry unavailable ({unreachable})")
+    os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
+    from riskml.training import registry
+
+    try:
+        info = registry.resolve_alias(name, settings.alias)
+        model = load_asset_model(registry.model_uri(name, settings.alias))
+    except Exception as exc:  # not registered, no such alias, download failed
+        why = config.redact_urls(str(exc))[:200]
+        raise RuntimeError(
+            f"no asset model {name}@{settings.alias} ({type(exc).__name__}: {why})"
+        ) from None
+    info["loaded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return LoadedAssetModel(model, info)

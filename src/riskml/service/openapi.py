@@ -29,6 +29,7 @@ from riskml.policy.rules.model import LEVELS as RULE_LEVELS
 from riskml.scoring.decide import MONITORING_TYPES
 from riskml.service.core import EXPLAIN_MODES, MAX_PROBLEMS, MAX_RECORDS
 from riskml.service.openapi_alerts import alert_paths, alert_schemas
+from riskml.service.openapi_assets import asset_page_paths, asset_paths, asset_schemas
 from riskml.service.openapi_cases import case_paths, case_schemas
 from riskml.service.openapi_regions import region_page_paths
 from riskml.service.openapi_reports import report_paths, report_schemas
@@ -528,6 +529,7 @@ def _page_paths() -> dict[str, Any]:
             requestBody={"required": True, "content": {"application/x-www-form-urlencoded": {
                 "schema": OBJECT}}})},
         **region_page_paths(page, html),
+        **asset_page_paths(page, html),
     }
     # fmt: on
 
@@ -552,19 +554,20 @@ def _document_text() -> str:
         },
         "tags": [
             {"name": name}
-            for name in ("scoring", "decisions", "cases", "alerts", "reports", "model", "admin",
-                         "probes", "contract", "caseworker pages", "bentoml")
+            for name in ("scoring", "decisions", "cases", "alerts", "reports", "assets", "model",
+                         "admin", "probes", "contract", "caseworker pages", "bentoml")
         ],  # fmt: skip
         "paths": {
             **_api_paths(),
             **case_paths(_op, _json, _errors, _in_path, BEARER, KEYED),
             **alert_paths(_op, _json, _errors, BEARER, KEYED),
+            **asset_paths(_op, _json, _errors, BEARER, KEYED),
             **report_paths(_op, _json, _errors, BEARER, KEYED),
             **_page_paths(),
         },
         "components": {
             "schemas": {**component_schemas(), **case_schemas(), **alert_schemas(),
-                        **report_schemas()},
+                        **report_schemas(), **asset_schemas()},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an API key "
                            "from `riskml keys add` (roles scorer, caseworker, township, county, "

@@ -303,10 +303,37 @@ asset_events = Table(
 Index("ix_asset_events_county", asset_events.c.county_code, asset_events.c.asset_id)
 Index("ix_asset_events_created_at", asset_events.c.created_at)
 
+# The answers of POST /assets/score (riskml.service.assets_api): one row per asset-year
+# observation answered, stored in the request that answered it (a refused request stores
+# nothing). ``result`` is the answer (score, flagged, rules fired, reasons, action) and
+# ``observation`` what was scored.
+asset_scores = Table(
+    "asset_scores",
+    metadata,
+    Column("score_id", String(32), primary_key=True),
+    Column("request_id", String(32), nullable=False),
+    Column("asset_id", String(64), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("county_code", String(6), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("caller", String, nullable=False),
+    Column("model_name", String(64), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("rules_version", String(32), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("flagged", Boolean, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("observation", _json(), nullable=False),
+    Column("result", _json(), nullable=False),
+)
+Index("ix_asset_scores_asset", asset_scores.c.asset_id, asset_scores.c.created_at)
+Index("ix_asset_scores_county", asset_scores.c.county_code, asset_scores.c.created_at)
+
 # every table of the ledger is insert-only
 INSERT_ONLY = (
     "decisions", "access_log", "idempotency_keys", "batch_runs", "batch_decisions",
     "household_moves", "case_events", "alerts", "social_reports", "asset_events",
+    "asset_scores",
 )  # fmt: skip
 
 DECISION_COLUMNS: tuple[str, ...] = tuple(c.name for c in decisions.columns)

@@ -271,7 +271,7 @@ def _login(request: Request, form: dict[str, str], address: str) -> Response:
     if wait:
         _login_failed(address, f"too many failed logins of this key id, {wait} s to wait", entry.id)
         return _too_many(request, wait)
-    if principal.role not in (*LOGIN_ROLES, *REGION_ROLES):
+    if principal.role not in (*LOGIN_ROLES, *REGION_ROLES, "assets"):
         FAILED.fail(f"addr:{address}")
         FAILED.fail(f"key:{principal.id}")
         _login_failed(address, f"role {principal.role} may not log in", principal.id)
@@ -283,6 +283,8 @@ def _login(request: Request, form: dict[str, str], address: str) -> Response:
         return _unavailable(request, None)
     if principal.role == "region" and not next_url.startswith("/cw/regions"):
         next_url = "/cw/regions"  # a region key reads the regional pages only
+    if principal.role == "assets" and not next_url.startswith("/cw/assets"):
+        next_url = "/cw/assets"  # an assets key reads the assets' pages only
     response = _redirect(request, next_url)
     response.set_cookie(
         SESSION_COOKIE, sign_session(entry.id, entry.hash), max_age=SESSION_TTL_S, path="/cw",

@@ -1,0 +1,251 @@
+"""``POST /assets/score`` on a real ScoringService with a tiny asset-risk model registered in the
+session's MLflow store: the answer's contract, each malformed class refused naming index and
+field, oversize (413), wrong media type (415), not UTF-8 (400), a key outside the county (403
+naming the index), no asset model (503, the household side unaffected); the ledger's
+``asset_scores`` holds exactly the answered rows."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from riskml.service import api as web
+from riskml.service import assets_api, state
+from riskml.service.access import add_key
+from riskml.service.core import ScoringService, Settings
+from riskml.service.middleware import BodyLimitMiddleware
+from riskml.store.tables import asset_scores
+
+MODEL = "asset-risk-api-test"  # its own registered model: the asset model tests keep theirs
+COUNTY, OTHER = "532328", "411523"
+
+
+def observations(panel, county: str | None = None, n: int = 5) -> list[dict]:
+    """``n`` observations of the panel's last year (of one county) as JSON records."""
+    from riskml.assets import observation as ob
+
+    last = panel[panel["year"] == panel["year"].max()]
+    if county is not None:
+        last = last[last["county_code"] == county]
+    out = []
+    for rec in last.head(n)[list(ob.FIELD_NAMES)].astype(object).to_dict("records"):
+        row = {}
+        for f in ob.OBSERVATION_FIELDS:
+            v = rec[f.name]
+            if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+                continue
+            row[f.name] = int(v) if f.kind == "int" else float(v) if f.kind == "float" else str(v)
+        out.append(row)
+    return out
+
+
+@pytest.fixture(scope="module")
+def asset_panel():
+    from riskml.assets.simulate import SimConfig, simulate
+
+    return simulate(SimConfig(assets=1500, seed=5)).panel
+
+
+@pytest.fixture(scope="module")
+def asset_model(asset_panel):
+    """A tiny asset-risk model trained and registered (champion) as MODEL."""
+    from riskml.assets import model_registry as mr
+    from riskml.assets.train import AssetTrainConfig, train
+
+    cfg = AssetTrainConfig.from_yaml()
+    cfg.params = {**cfg.params, "num_leaves": 7, "learning_rate": 0.2, "min_data_in_leaf": 40,
+                  "monotone_constraints_method": "basic", "num_threads": 1}  # fmt: skip
+    cfg.num_boost_round, cfg.early_stopping_rounds = 30, 10
+    cfg.model_name, cfg.experiment = MODEL, MODEL
+    result = train(asset_panel, cfg)
+    mr.log_training_run(result, cfg)
+    return result
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    path = tmp_path_factory.mktemp("asset-keys") / "api_keys.yaml"
+    return {
+        "path": path,
+        "assets": add_key(path, "assets-yuanmou", "assets", counties=[COUNTY]),
+        "assets_other": add_key(path, "assets-other", "assets", counties=[OTHER]),
+        "admin": add_key(path, "ops", "admin"),
+        "scorer": add_key(path, "platform", "scorer"),
+    }
+
+
+@pytest.fixture(scope="module")
+def service(registered, asset_model, keys, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("asset-service")
+    svc = ScoringService(
+        Settings(
+            tracking_uri=os.environ["MLFLOW_TRACKING_URI"],
+            cache_dir=tmp / "model-cache",
+            ledger_url=f"sqlite:///{tmp / 'ledger.db'}",
+            keys_file=str(keys["path"]),
+        )
+    )
+    previous = state.bound()
+    web.bind(svc)
+    assets_api.start(svc, MODEL)
+    yield svc
+    state.bind(previous)
+    svc.close()
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    return TestClient(BodyLimitMiddleware(web.app, limit=200_000))
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _stored(service) -> int:
+    with service.ledger.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(asset_scores)).scalar_one()
+
+
+def test_valid_observations_are_scored_explained_given_an_action_and_stored(
+    client, keys, service, asset_panel
+):
+    obs = observations(asset_panel, COUNTY, 6)
+    before = _stored(service)
+    r = client.post("/assets/score", json={"assets": obs}, headers=_auth(keys["assets"]))
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert [x["asset_id"] for x in out["results"]] == [o["asset_id"] for o in obs]
+    for res in out["results"]:
+        assert 0 <= res["score"] <= 1 and res["warning"] == (res["score"] >= 0.5)
+        assert res["model_name"] == MODEL and res["rules_version"]
+        assert res["action"]["action"] in ("revive", "re_contract", "assign_caretaker", "dispose", "keep")  # fmt: skip
+        assert res["action"]["text_zh"] and res["action"]["text_en"]
+        for reason in res["reasons"]:
+            assert reason["text_zh"] and reason["text_en"] and reason["contribution"] > 0
+    assert any(res["reasons"] for res in out["results"])
+    assert _stored(service) == before + len(obs)
+    with service.ledger.engine.connect() as conn:
+        rows = conn.execute(
+            select(asset_scores).where(asset_scores.c.request_id == out["request_id"])
+        ).all()
+    assert sorted(r.score_id for r in rows) == sorted(x["score_id"] for x in out["results"])
+    assert {r.caller for r in rows} == {"assets:assets-yuanmou"}
+
+
+def test_an_idle_public_welfare_asset_without_caretaker_fires_its_rules(client, keys, asset_panel):
+    base = observations(asset_panel, COUNTY, 1)[0]
+    welfare = dict(base, asset_id="AW1", category="public_welfare", subtype="road",
+                   status="operating", maintenance_fund=0.0)  # fmt: skip
+    welfare.pop("caretaker", None)
+    r = client.post("/assets/score", json={"assets": [welfare]}, headers=_auth(keys["admin"]))
+    assert r.status_code == 200, r.text
+    res = r.json()["results"][0]
+    assert "public_welfare_unmanaged" in {x["rule"] for x in res["rules"]}
+    assert res["action"]["action"] == "assign_caretaker"
+
+
+MALFORMED = [
+    ("asset_id", None, "asset_id"),  # a required field missing
+    ("original_value", "lots", "original_value"),  # a number as text
+    ("original_value", -1.0, "original_value"),  # below its minimum
+    ("months_idle", 13, "months_idle"),  # above its maximum
+    ("months_idle", 2.5, "months_idle"),  # an integer field with a fraction
+    ("year", True, "year"),  # a boolean for an integer
+    ("status", "abandoned", "status"),  # not one of the choices
+    ("contract_end", "2030-02-30", "contract_end"),  # not a date
+    ("county_code", "5323", "county_code"),  # not a county code
+    ("village_code", "411523101201", "village_code"),  # a village of another county
+    ("colour", "red", "colour"),  # an unknown field
+]
+
+
+@pytest.mark.parametrize(("field", "value", "named"), MALFORMED)
+def test_each_malformed_class_is_refused_naming_index_and_field(
+    client, keys, service, asset_panel, field, value, named
+):
+    obs = observations(asset_panel, COUNTY, 3)
+    bad = copy.deepcopy(obs)
+    if value is None:
+        bad[2].pop(field)
+    else:
+        bad[2][field] = value
+    before = _stored(service)
+    r = client.post("/assets/score", json={"assets": bad}, headers=_auth(keys["assets"]))
+    assert r.status_code == 422, r.text
+    problems = r.json()["problems"]
+    assert {(p["index"], p["field"]) for p in problems} == {(2, named)}
+    assert _stored(service) == before
+
+
+def test_nan_a_duplicate_and_bad_envelopes_are_refused(client, keys, service, asset_panel):
+    obs = observations(asset_panel, COUNTY, 2)
+    before = _stored(service)
+    nan = json.dumps(dict(obs[0], income=1.0)).replace('"income": 1.0', '"income": NaN')
+    text = f'{{"assets": [{nan}]}}'
+    r = client.post("/assets/score", content=text, headers={**_auth(keys["assets"]), "Content-Type": "application/json"})  # fmt: skip
+    assert r.status_code == 422 and r.json()["problems"][0]["field"] == "income"
+    r = client.post("/assets/score", json={"assets": [obs[0], obs[0]]}, headers=_auth(keys["assets"]))  # fmt: skip
+    assert r.status_code == 422 and r.json()["problems"][0] == {
+        "index": 1, "field": "asset_id", "problem": "asset and year already at index 0"}  # fmt: skip
+    for body, named in (({"assets": []}, "assets"), ({}, "assets"), ([1], "(body)"),
+                        ({"assets": obs, "explain": "all"}, "explain"),
+                        ({"assets": [7]}, "(record)"), ({"assets": [{}] * 1001}, "assets")):  # fmt: skip
+        r = client.post("/assets/score", json=body, headers=_auth(keys["assets"]))
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["problems"][0]["field"] == named
+    r = client.post("/assets/score", content=b"assets=1", headers={**_auth(keys["assets"]), "Content-Type": "application/json"})  # fmt: skip
+    assert r.status_code == 422 and r.json()["problems"][0]["field"] == "(body)"
+    assert _stored(service) == before
+
+
+def test_oversize_wrong_media_type_and_not_utf8_are_refused(client, keys, service, asset_panel):
+    before = _stored(service)
+    big = observations(asset_panel, None, 1) * 1000  # about 1 MB: over the test's 200 kB limit
+    r = client.post("/assets/score", json={"assets": big}, headers=_auth(keys["admin"]))
+    assert r.status_code == 413 and "limit" in r.json()["error"]
+    r = client.post("/assets/score", content=b"assets=1",
+                    headers={**_auth(keys["admin"]), "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert r.status_code == 415
+    r = client.post("/assets/score", content=b'{"assets": ["\xff"]}',
+                    headers={**_auth(keys["admin"]), "Content-Type": "application/json"})  # fmt: skip
+    assert r.status_code == 400
+    assert _stored(service) == before
+
+
+def test_keys_outside_the_county_or_of_another_role_are_refused(client, keys, service, asset_panel):
+    obs = observations(asset_panel, COUNTY, 2) + observations(asset_panel, OTHER, 1)
+    before = _stored(service)
+    r = client.post("/assets/score", json={"assets": obs}, headers=_auth(keys["assets"]))
+    assert r.status_code == 403
+    assert [(p["index"], p["field"]) for p in r.json()["problems"]] == [(2, "county_code")]
+    r = client.post("/assets/score", json={"assets": obs[:2]}, headers=_auth(keys["assets_other"]))
+    assert r.status_code == 403 and [p["index"] for p in r.json()["problems"]] == [0, 1]
+    r = client.post("/assets/score", json={"assets": obs[:1]}, headers=_auth(keys["scorer"]))
+    assert r.status_code == 403 and "may not score assets" in r.json()["error"]
+    r = client.post("/assets/score", json={"assets": obs[:1]})
+    assert r.status_code == 401
+    assert _stored(service) == before
+
+
+def test_without_an_asset_model_the_route_answers_503_and_score_is_unaffected(
+    client, keys, service, asset_panel
+):
+    ready = service.readiness().status
+    try:
+        assets_api.start(service, "no-such-asset-model")
+        before = _stored(service)
+        r = client.post("/assets/score", json={"assets": observations(asset_panel, COUNTY, 1)},
+                        headers=_auth(keys["assets"]))  # fmt: skip
+        assert r.status_code == 503 and "no asset-risk model" in r.json()["error"]
+        assert _stored(service) == before
+        assert service.readiness().status == ready == 200
+    finally:
+        assets_api.start(service, MODEL)
