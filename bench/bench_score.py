@@ -88,7 +88,7 @@ def main() -> None:
     import pandas as pd
 
     from riskml.data import schema
-    from riskml.data.history import previous_from_panel
+    from riskml.data.history import earlier_from_panel, history_frame
     from riskml.model.tree_engine import TreeEngine
     from riskml.policy.rules import RuleSet
     from riskml.scoring import batch
@@ -126,7 +126,7 @@ def main() -> None:
     frame = pd.read_parquet(src, columns=list(schema.FIELD_NAMES))
     valid, _, _ = schema.split_valid(frame)
     records = valid.reset_index(drop=True)
-    previous = previous_from_panel(records)
+    previous = history_frame(earlier_from_panel(records))  # lags 1-3, as batch scoring
     n_all = len(records)
     k = n_all if args.shap_rows <= 0 else min(args.shap_rows, n_all)
     rows = np.random.default_rng(0).choice(n_all, size=k, replace=False)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from riskml.data import schema
-from riskml.data.history import previous_from_panel
+from riskml.data.history import earlier_from_panel, previous_from_panel
 from riskml.model.tree_engine import TreeEngine
 from riskml.policy.rules import RuleSet
 from riskml.scoring import batch
@@ -48,10 +48,10 @@ def panel(sample_panel):
 
 
 def _reference(panel: pd.DataFrame, model, ruleset) -> pd.DataFrame:
-    """What decide() gives on the whole (valid) frame, with previous_from_panel, as output rows."""
+    """What decide() gives on the whole (valid) frame, with earlier_from_panel, as output rows."""
     valid, _, _ = schema.split_valid(panel)
     records = valid[list(schema.FIELD_NAMES)].reset_index(drop=True)
-    results = decide(records, previous_from_panel(records), model, ruleset, INFO)
+    results = decide(records, earlier_from_panel(records), model, ruleset, INFO)
     return batch.decisions_table(results, records).to_pandas()
 
 
@@ -434,3 +434,19 @@ def test_new_decision_ids_are_uuid4_hex():
     assert len(set(ids)) == 1000
     for d in ids[:50]:
         assert uuid.UUID(hex=d).version == 4 and uuid.UUID(hex=d).hex == d
+
+
+def test_the_store_keeps_a_record_until_its_last_user_and_then_frees_it():
+    from riskml.scoring.batch.links import PreviousStore
+
+    store = PreviousStore(10, width=2)
+    store.put(np.array([1, 4]), np.array([[1.0, 2.0], [3.0, 4.0]]))
+    store.put(np.array([1]), np.array([[9.0, 9.0]]))  # kept already: left as it is
+    got = store.get(np.array([4, -1, 1, 2]))
+    np.testing.assert_array_equal(got[[0, 2]], [[3.0, 4.0], [1.0, 2.0]])
+    assert np.isnan(got[[1, 3]]).all()  # no lag, nothing kept
+    assert store.in_use == 2
+    store.release(np.array([1, 1]))  # one record used as lag 1 and lag 2: freed once
+    assert store.in_use == 1 and np.isnan(store.get(np.array([1]))).all()
+    store.put(np.array([7]), np.array([[5.0, 6.0]]))  # the freed slot is taken again
+    assert len(store.values) == 2 and store.peak == 2

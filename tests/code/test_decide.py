@@ -90,3 +90,51 @@ def test_decision_ids_are_new_uuid4_hex_for_every_decision(model):
     (c,) = _decide(model, good_record())
     ids = {a["decision_id"], b["decision_id"], c["decision_id"]}
     assert len(ids) == 3 and all(len(i) == 32 and i[12] == "4" for i in ids)
+
+
+def _same_decisions(a: list[dict], b: list[dict]) -> None:
+    drop = {"decision_id"}
+    assert [{k: v for k, v in r.items() if k not in drop} for r in a] == [
+        {k: v for k, v in r.items() if k not in drop} for r in b
+    ]
+
+
+def test_online_decisions_take_the_lags_from_the_ledger_as_batch_takes_them_from_the_file(
+    model, sample_panel, tmp_path
+):
+    """The service's path (ledger, one look-up for all keys) and the panel's give the same
+    decisions, lags 2 and 3 included."""
+    import numpy as np
+
+    from riskml.data.history import earlier_from_panel
+    from riskml.scoring.decide import records_as_dicts
+    from riskml.scoring.online import decide_records
+    from riskml.store.ledger import Ledger
+    from tests.code.test_ledger import entry
+
+    keep = sample_panel["household_id"].drop_duplicates().iloc[:40]
+    panel = sample_panel[sample_panel["household_id"].isin(keep)]
+    valid, _, _ = schema.split_valid(panel)
+    records = valid[list(schema.FIELD_NAMES)].reset_index(drop=True)
+    last = records["period"].max()
+    lags = earlier_from_panel(records)
+    offline = decide(records, lags, model, default_ruleset(), INFO, explain="all")
+    offline = [r for r, p in zip(offline, records["period"], strict=True) if p == last]
+    assert lags[2]["period"][records["period"] == last].notna().any()  # lag 3 is exercised
+    as_dicts = records_as_dicts(records, np.arange(len(records)))
+    earlier = [r for r in as_dicts if r["period"] != last]
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        ledger.record(
+            [{**entry(r["household_id"], r["period"]), "record": r} for r in earlier],
+            caller="test",
+            request_id="history",
+        )
+        online, _ = decide_records(
+            [r for r in as_dicts if r["period"] == last],
+            ledger,
+            model,
+            default_ruleset(),
+            INFO,
+            explain="all",
+        )
+    _same_decisions(online, offline)

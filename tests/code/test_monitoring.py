@@ -160,7 +160,7 @@ def test_trained_model_carries_its_profile_and_saves_it(trained, tmp_path):
     prof = trained.model.profile
     assert prof is not None and prof["periods"] == trained.splits.train_periods
     assert prof["rows"] == trained.row_counts["train_rows"]
-    assert set(prof["features"]) == set(trained.model.feature_names) - {"has_previous"}
+    assert set(prof["features"]) == set(trained.model.feature_names) - {"has_previous", "h_n_lags"}
     folder = trained.model.save(tmp_path / "m")
     assert (folder / "profile.json").exists()
     assert RiskModel.load(folder).profile == json.loads(json.dumps(prof))

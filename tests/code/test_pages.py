@@ -211,7 +211,7 @@ def test_waterfall_runs_from_the_base_rate_to_the_score():
     kinds = [r["kind"] for r in wf["rows"]]
     assert kinds == ["base", "up", "up", "down", "up", "final"]  # 3 largest, then "others"
     assert wf["rows"][1]["label"] == "人均收入/监测线"
-    assert wf["rows"][4]["label"] == "其他 48 项"
+    assert wf["rows"][4]["label"] == f"其他 {len(FEATURE_NAMES) - 3} 项"
     end = 1 / (1 + pow(2.718281828459045, -(-2.0 + 1.5 + 0.8 - 0.4 + 0.05 - 0.02)))
     assert wf["end_p"] == f"{end * 100:.0f}%" and wf["base_p"] == "12%"
     assert wf["up"] == ["人均收入/监测线", "医疗支出占收入"] and wf["down"] == ["劳动力人数"]

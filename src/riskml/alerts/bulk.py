@@ -53,7 +53,7 @@ from riskml.alerts.bulk_check import read_alert_frame
 from riskml.alerts.merge import asof_positions, merge_frame, previous_positions
 from riskml.alerts.triggers import TriggerSet
 from riskml.data import schema
-from riskml.data.history import is_previous_gap
+from riskml.data.history import is_previous_gap, period_months
 from riskml.data.periods import month_index
 from riskml.data.schema import Problems
 from riskml.model.risk_model import RiskModel
@@ -309,7 +309,10 @@ def _score(
         valid[k : k + len(chunk)] = ok
         for r, why in zip(bad, reasons, strict=True):
             decided["reason"][k + r] = NOT_SCORED + why
-    numeric = numeric_matrix(records)
+    # each record's numeric fields and its month, as the batch engine stores a lag
+    numeric = np.column_stack(
+        [numeric_matrix(records), period_months(records["period"].to_numpy(dtype=object))]
+    )
 
     def args() -> Iterator[tuple[Any, ...]]:
         for k, batch in enumerate(batches):
@@ -317,7 +320,8 @@ def _score(
             p = prev[k * CHUNK_ROWS + np.flatnonzero(ok)]
             previous = np.full((len(p), numeric.shape[1]), np.nan)
             previous[p >= 0] = numeric[p[p >= 0]]
-            yield batch.filter(pa.array(ok)), previous, False
+            # lag 1 only (lags x rows x fields): the alerts' merge knows one previous period
+            yield batch.filter(pa.array(ok)), previous[None], False
 
     writer = pq.ParquetWriter(out_dir / "decisions.parquet", DECISIONS_SCHEMA)
     alert_ids, alert_count = merged["alert_ids"].to_numpy(), merged["alert_count"].to_numpy()

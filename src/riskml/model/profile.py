@@ -15,7 +15,12 @@ training rows and saved with the model:
 **Change features** (``CHANGE_FEATURES``: income_change and the d_* columns)
 exist only when a previous record does, so they are profiled on rows with a
 previous record only (``feature_rows``); ``has_previous`` itself is not binned
-but kept as the training's previous-record coverage.
+but kept as the training's previous-record coverage. **History features**
+(``h_*``, lags 1-3) are profiled on rows with the lags they read only
+(``_history_rows``: lag-2 features on rows with at least two lags, the
+aggregates over the history on rows with all three), so a ledger that holds
+fewer periods than training had does not read as drift; ``h_n_lags`` itself
+is not binned (like ``has_previous``).
 
 The bin helpers here (``quantile_edges``, ``bin_index``, ``bin_proportions``,
 ``score_histogram``) are the ones monitoring bins a window with
@@ -48,6 +53,15 @@ CHANGE_FEATURES: tuple[str, ...] = (
     "d_labor_count",
 )
 PREVIOUS_FLAG = "has_previous"
+LAGS_FLAG = "h_n_lags"
+
+
+def _history_rows(name: str) -> int:
+    """Lags a history feature needs before it is profiled (see the module docstring)."""
+    for k in (1, 2, 3):
+        if name.endswith(f"_l{k}"):
+            return k
+    return 3  # aggregates over the history: compared on full histories
 
 
 # =========================================================================== bins
@@ -96,6 +110,8 @@ def feature_rows(features: pd.DataFrame, name: str) -> np.ndarray:
     """Rows a feature is profiled/compared on: change features only where a previous record exists."""
     if name in CHANGE_FEATURES and PREVIOUS_FLAG in features.columns:
         return features[PREVIOUS_FLAG].to_numpy(dtype=float) == 1.0
+    if name.startswith("h_") and name != LAGS_FLAG and LAGS_FLAG in features.columns:
+        return features[LAGS_FLAG].to_numpy(dtype=float) >= _history_rows(name)
     return np.ones(len(features), dtype=bool)
 
 
@@ -123,7 +139,7 @@ def reference_profile(
         p: {"n": int((prov == p).sum()), "features": {}} for p in provinces
     }
     for name in features.columns:
-        if name == PREVIOUS_FLAG:
+        if name in (PREVIOUS_FLAG, LAGS_FLAG):
             continue
         rows = feature_rows(features, name)
         x = features[name].to_numpy(dtype=float)
@@ -134,7 +150,9 @@ def reference_profile(
             "n": int(rows.sum()),
             "missing_rate": float(np.isnan(x[rows]).mean()) if rows.any() else float("nan"),
             "mean": float(np.nanmean(x[rows])) if np.isfinite(x[rows]).any() else None,
-            "rows": "with_previous" if name in CHANGE_FEATURES else "all",
+            "rows": "with_previous"
+            if name in CHANGE_FEATURES
+            else ("with_history" if name.startswith("h_") else "all"),
         }
         for p in provinces:
             sel = rows & (prov == p)

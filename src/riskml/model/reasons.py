@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from riskml.model.features import FEATURE_NAMES
+from riskml.model.history_reasons import HISTORY_REASON_TEXTS
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,7 @@ REASONS: dict[str, Reason] = {
         "劳动力比上期变化 {d_labor_count} 人",
         "workers changed by {d_labor_count} since the last period",
     ),
+    **{name: R(*texts) for name, texts in HISTORY_REASON_TEXTS.items()},
 }
 
 FEATURE_RISK_TYPE: dict[str, str] = {name: r.risk_type for name, r in REASONS.items()}
@@ -281,9 +283,17 @@ _PCT_KEYS = {
     "pc_income_to_line", "pc_income_to_dibao", "adj_pc_income_to_line", "wage_share", "transfer_share",
     "medical_to_income", "education_to_income", "loss_to_income", "dependency_ratio", "labor_share",
     "employment_intensity", "migrant_share",
+    "h_pc_income_to_line_l1", "h_pc_income_to_line_l2", "h_pc_income_to_line_l3",
+    "h_pc_income_to_line_mean", "h_pc_income_to_line_min", "h_pc_income_volatility",
+    "h_medical_to_income_l1", "h_medical_to_income_l2", "h_education_to_income_l1",
+    "h_education_to_income_l2", "h_employment_intensity_l1", "h_employment_intensity_l2",
+    "h_migrant_share_l1", "h_migrant_share_l2",
 }  # fmt: skip
-_SIGNED_PCT_KEYS = {"income_change", "d_employment_intensity"}
-_SIGNED_INT_KEYS = {"d_household_size", "d_labor_count"}
+_SIGNED_PCT_KEYS = {"income_change", "d_employment_intensity", "h_pc_income_trend"}
+_SIGNED_INT_KEYS = {
+    "d_household_size", "d_labor_count", "h_d_household_size_l2", "h_d_household_size_l3",
+    "h_d_labor_count_l2", "h_d_labor_count_l3",
+}  # fmt: skip
 
 
 def _missing(v: Any) -> bool:
@@ -456,4 +466,29 @@ FEATURE_LABELS: dict[str, tuple[str, str]] = {
     "d_employment_intensity": ("务工时间变化", "change in work"),
     "d_household_size": ("人口变化", "change in size"),
     "d_labor_count": ("劳动力变化", "change in workers"),
+    "h_n_lags": ("往期记录数", "earlier records"),
+    "h_pc_income_to_line_l1": ("上期收入/监测线", "income vs line, last period"),
+    "h_pc_income_to_line_l2": ("前两期收入/监测线", "income vs line, 2 periods back"),
+    "h_pc_income_to_line_l3": ("前三期收入/监测线", "income vs line, 3 periods back"),
+    "h_pc_income_to_line_mean": ("往期平均收入", "earlier income, mean"),
+    "h_pc_income_to_line_min": ("往期最低收入", "earlier income, lowest"),
+    "h_pc_income_trend": ("收入趋势", "income trend"),
+    "h_pc_income_volatility": ("收入波动", "income volatility"),
+    "h_lags_below_line": ("往期低于监测线", "periods below the line"),
+    "h_lags_below_1_5_dibao": ("往期低于1.5倍低保", "periods below 1.5x dibao"),
+    "h_medical_to_income_l1": ("上期医疗支出占收入", "medical vs income, last period"),
+    "h_medical_to_income_l2": ("前两期医疗支出占收入", "medical vs income, 2 periods back"),
+    "h_education_to_income_l1": ("上期教育支出占收入", "schooling vs income, last period"),
+    "h_education_to_income_l2": ("前两期教育支出占收入", "schooling vs income, 2 periods back"),
+    "h_employment_intensity_l1": ("上期务工时间", "time in work, last period"),
+    "h_employment_intensity_l2": ("前两期务工时间", "time in work, 2 periods back"),
+    "h_migrant_share_l1": ("上期外出务工占比", "migrant share, last period"),
+    "h_migrant_share_l2": ("前两期外出务工占比", "migrant share, 2 periods back"),
+    "h_months_since_disaster": ("距上次灾害损失", "since the last disaster"),
+    "h_months_since_medical_shock": ("距上次大额医疗支出", "since the last medical shock"),
+    "h_months_since_income_drop": ("距上次收入下降", "since the last income drop"),
+    "h_d_household_size_l2": ("两期人口变化", "change in size, 2 periods"),
+    "h_d_household_size_l3": ("三期人口变化", "change in size, 3 periods"),
+    "h_d_labor_count_l2": ("两期劳动力变化", "change in workers, 2 periods"),
+    "h_d_labor_count_l3": ("三期劳动力变化", "change in workers, 3 periods"),
 }

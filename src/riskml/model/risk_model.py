@@ -77,7 +77,9 @@ class RiskModel:
         return replace(self, lines=lines)
 
     # ------------------------------------------------------------------ scoring
-    def features(self, records: pd.DataFrame, previous: pd.DataFrame | None = None) -> pd.DataFrame:
+    def features(self, records: pd.DataFrame, previous: Any = None) -> pd.DataFrame:
+        """The model's features; ``previous``: the history in any form ``build_features`` takes
+        (lag 1 as a frame, a list of lags, or a frame with ``prev2_``/``prev3_`` columns)."""
         return build_features(records, previous, self.lines)[list(self.feature_names)]
 
     def margin(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -97,9 +99,7 @@ class RiskModel:
         """Calibrated probability of ``at_risk_next`` from a feature frame."""
         return self.calibrate(self.margin(X))
 
-    def score_records(
-        self, records: pd.DataFrame, previous: pd.DataFrame | None = None
-    ) -> np.ndarray:
+    def score_records(self, records: pd.DataFrame, previous: Any = None) -> np.ndarray:
         return self.predict_proba(self.features(records, previous))
 
     def explain(self, X: pd.DataFrame | np.ndarray) -> Explanation:
@@ -126,7 +126,11 @@ class RiskModel:
         return Explanation(contrib, base, self.feature_names)
 
     def score_frame(self, df: pd.DataFrame, explain: bool = False) -> pd.DataFrame:
-        """Score records that may carry ``prev_<field>`` columns (the MLflow model's input)."""
+        """Score records that may carry their history (the MLflow model's input): lag 1 as
+        ``prev_<field>``, lags 2 and 3 as ``prev2_<field>``, ``prev3_<field>``, and each
+        lag's period as ``prev<k>_period`` (``features.lag_columns``). A lag whose period is
+        given is used only when the chain rule holds (``history.chain_valid``); lags 2 and 3
+        need the periods."""
         records, previous = split_previous(df)
         X = self.features(records, previous)
         m = self.margin(X)

@@ -6,7 +6,7 @@ window only completed decisions count, and a household-period scored more
 than once counts once (its latest decision).
 
 The previous-period record of a window's decision is looked up exactly as the
-service does it (``previous_for``: ``history.previous_from_ledger``).
+service does it (``previous_for``: ``history.earlier_from_ledger``, lags 1-3).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from riskml.data import schema
-from riskml.data.history import previous_from_ledger
+from riskml.data.history import earlier_from_ledger
 from riskml.store.tables import DECISION_ORDER
 
 
@@ -112,9 +112,9 @@ def decision_records(frame: pd.DataFrame) -> pd.DataFrame:
     return schema.records_to_frame([r or {} for r in frame["record"]])
 
 
-def previous_for(ledger: Any, records: pd.DataFrame) -> pd.DataFrame | None:
-    """The previous-period records the service would have used (``history.previous_from_ledger``)."""
-    return previous_from_ledger(ledger, records)
+def previous_for(ledger: Any, records: pd.DataFrame) -> list | None:
+    """Lags 1-3 as the service would have used them (``history.earlier_from_ledger``)."""
+    return earlier_from_ledger(ledger, records)
 
 
 __all__ = [

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from riskml.data.columns import Columns, as_columns
+from riskml.data.history import HISTORY_LAGS, lag_prefix
 from riskml.data.reference import MissingReferenceError
 from riskml.data.schema import FIELD_NAMES
 from riskml.model.features import feature_matrix
@@ -154,15 +155,27 @@ def decide(
     service builds them from the validated JSON records, which the reasons
     then quote as received).
 
-    ``previous`` is each record's previous period (aligned row by row, missing
-    where unknown): ``history.previous_from_panel`` in batch, the ledger online.
+    ``previous`` is each record's history (aligned row by row, missing where
+    unknown): its previous period (one frame or Columns), or its lags 1-3 as a
+    list (``history.earlier_from_panel`` in batch, ``earlier_from_ledger``
+    online), or a frame with the deeper lags as ``prev2_``/``prev3_`` columns
+    (``history.history_frame``). The rules read lag 1; the features every lag.
     """
     n = len(records)
     if n == 0:
         return []
     frame = records if isinstance(records, pd.DataFrame) else None
     cols = as_columns(records)
-    prev = as_columns(previous)
+    if isinstance(previous, list | tuple):
+        previous = [as_columns(p) for p in previous]
+        prev = previous[0] if previous else None
+    else:
+        prev = as_columns(previous)
+        deeper = tuple(lag_prefix(k) for k in range(2, HISTORY_LAGS + 1))
+        if isinstance(previous, pd.DataFrame) and not any(
+            str(c).startswith(deeper) for c in previous.columns
+        ):
+            previous = prev  # lag 1 only: converted once
     names = list(model.feature_names)
     used = model.lines.resolve(cols.province(), cols.month())
     if not used.covered.all():
@@ -170,7 +183,7 @@ def decide(
             model.lines.missing_message(model.lines.uncovered_pairs(cols.province(), cols.month()))
         )
     line_years = used.line_year.tolist()
-    X_arr = feature_matrix(cols, prev, model.lines, names)
+    X_arr = feature_matrix(cols, previous, model.lines, names)
     score = model.calibrate(model.margin(X_arr))
     level = model.risk_level(score)
     rr = policy_rules.evaluate(cols, ruleset, model.lines, previous=prev)

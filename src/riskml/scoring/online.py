@@ -3,7 +3,8 @@ visit's record and of a department alert's merged record (service and ``riskml a
 
 ``record_refusals`` gives every problem of the records (the schema's, then a line in force),
 as ``{index, household_id, field, problem}``; ``decide_records`` decides records that have
-none, each with its previous period from the ledger, and gives the results and the ledger
+none, each with its history from the ledger (``history.earlier_from_ledger``: its
+lags 1-3, a few queries for all keys), and gives the results and the ledger
 entries (nothing is stored here).
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from riskml.data import schema
 from riskml.data.columns import Columns
-from riskml.data.history import previous_from_ledger
+from riskml.data.history import earlier_from_ledger
 from riskml.scoring.decide import ModelInfo, decide, ledger_entry
 
 MAX_PROBLEMS = 100
@@ -59,7 +60,7 @@ def decide_records(
     """(results, ledger entries) of strictly validated JSON records (``record_refusals`` None)."""
     # strictly validated once: the JSON values are the record (no coercion happened)
     records = Columns.from_records(households, validated=True)
-    previous = previous_from_ledger(ledger, records)
+    previous = earlier_from_ledger(ledger, records)
     results = decide(records, previous, model, ruleset, info, explain=explain)
     entries = [ledger_entry(rec, res) for rec, res in zip(households, results, strict=True)]
     return results, entries

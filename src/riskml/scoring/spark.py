@@ -11,8 +11,9 @@ the next one):
   first row with it, as anywhere in the local engine's input;
 - validation: ``batch.validate_chunk``, the local engine's code (the schema's
   validator and the lines in force);
-- previous period: the household's latest earlier valid record within 12
-  months (``history.is_previous_gap``, as ``history.previous_from_panel``);
+- history: each record's lags (the household's chain of earlier valid
+  records, ``history.earlier_positions`` on the block, as
+  ``history.earlier_from_panel``: a block holds whole households);
 - decisions: ``batch.Scorer`` (``decisions.decide``, the service's code), the
   model loaded once per Python worker.
 
@@ -59,7 +60,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from riskml.data import schema
-from riskml.data.history import is_previous_gap
+from riskml.data.history import earlier_positions
 from riskml.data.reference import ReferenceLines
 from riskml.policy.rules import RuleSet
 from riskml.scoring.batch import (
@@ -68,12 +69,11 @@ from riskml.scoring.batch import (
     BatchSummary,
     Scorer,
     load_model,
-    numeric_values,
-    previous_frame,
     resolve_model_uri,
     validate_chunk,
 )
 from riskml.scoring.batch.keys import as_string as key_text
+from riskml.scoring.batch.links import lag_frames, stored_values
 from riskml.scoring.decide import ModelInfo
 from riskml.scoring.spark_session import DEFAULT_BATCH_ROWS, DEFAULT_MASTER, spark_session
 
@@ -188,20 +188,17 @@ def _first_rows(block: pa.Table, rows: np.ndarray) -> np.ndarray:
     return np.where(same, rows[start], -1)
 
 
-def _previous_rows(valid: pa.Table) -> np.ndarray:
-    """For each valid record (sorted by household and period): whether the one before is its
-    previous period (same household, ``is_previous_gap`` months earlier)."""
-    n = valid.num_rows
-    has = np.zeros(n, dtype=bool)
-    if n > 1:
-        hid = valid.column("household_id")
-        period = valid.column("period").cast(pa.string())
-        year = pc.cast(pc.utf8_slice_codeunits(period, 0, 4), pa.int64())
-        month = pc.cast(pc.utf8_slice_codeunits(period, 5, 7), pa.int64())
-        months = (year.to_numpy() * 12 + month.to_numpy()).astype(np.int64)
-        same = pc.equal(hid.slice(1), hid.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-        has[1:] = same & is_previous_gap(np.diff(months))
-    return has
+def lag_rows(valid: pa.Table) -> list[np.ndarray]:
+    """For each valid record of a block (whole households), the positions of its lags in
+    the block (-1: none): ``history.earlier_positions``, the panel's rule."""
+    if valid.num_rows == 0:
+        return []
+    hid = key_text(valid.column("household_id")).to_numpy(zero_copy_only=False)
+    period = valid.column("period").cast(pa.string())
+    year = pc.cast(pc.utf8_slice_codeunits(period, 0, 4), pa.int64())
+    month = pc.cast(pc.utf8_slice_codeunits(period, 5, 7), pa.int64())
+    months = (year.to_numpy() * 12 + month.to_numpy() - 1).astype(np.int64)
+    return earlier_positions(hid.astype(str), months)
 
 
 def _decide_block(
@@ -221,13 +218,14 @@ def _decide_block(
     if not len(take):
         return rejected, None, np.zeros(0, dtype=bool)
     sub = block.select(list(schema.FIELD_NAMES)).take(pa.array(take))
-    has = _previous_rows(sub)
+    lags = lag_rows(sub)
+    has = lags[0] >= 0
     previous = None
     if has.any():
-        values = numeric_values(sub, False)
-        prev = np.full_like(values, np.nan)
-        prev[1:][has[1:]] = values[:-1][has[1:]]
-        previous = previous_frame(prev)
+        values = stored_values(sub, False)
+        blank = np.full((1, values.shape[1]), np.nan)
+        padded = np.vstack([values, blank])  # -1 takes the missing row
+        previous = lag_frames(np.stack([padded[lag] for lag in lags]))
     table, _ = _scorer(*scorer).score(schema.coerce_frame(_frame(sub)), previous)
     return rejected, table, has
 

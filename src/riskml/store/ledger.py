@@ -44,7 +44,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from riskml import config
-from riskml.store import moves, once
+from riskml.store import chains, moves, once
 from riskml.store.engine import create_schema, make_engine
 from riskml.store.entries import (
     LedgerError,
@@ -437,6 +437,12 @@ class Ledger:
         except SQLAlchemyError as exc:
             raise LedgerError(f"ledger read failed: {describe(exc)}") from exc
         return {key: records[decision_id] for key, decision_id in chosen.items()}
+
+    def earlier_records(
+        self, keys: Iterable[tuple[str, str]], lags: int = 3
+    ) -> dict[tuple[str, str], list[dict]]:
+        """Per (household_id, period), its chain of earlier records (``store.chains``)."""
+        return chains.earlier_records(self.engine, keys, lags)
 
     def _previous_records(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
         k = (

@@ -21,7 +21,7 @@ import pandas as pd
 
 from riskml import config
 from riskml.data import schema
-from riskml.model.features import previous_columns
+from riskml.model.features import lag_columns
 from riskml.model.risk_model import RiskModel
 
 CHAMPION = "champion"
@@ -104,8 +104,8 @@ def _signature(model: RiskModel, example: pd.DataFrame):
     for f in schema.FIELDS:
         typ = {"str": "string", "bool": "boolean"}.get(f.kind, "double")
         cols.append(ColSpec(typ, f.name, required=True))
-    for c in previous_columns():
-        cols.append(ColSpec("double", c, required=False))
+    for c, kind in lag_columns():  # the history: prev_*, prev2_*, prev3_* with their periods
+        cols.append(ColSpec("string" if kind == "str" else "double", c, required=False))
     out = model.score_frame(_input_frame(example), explain=True)
     output_schema = infer_signature(example.iloc[:0], out).outputs
     params = ParamSchema([ParamSpec("explain", "boolean", False)])

@@ -28,7 +28,7 @@ import yaml
 
 from riskml.data import schema
 from riskml.data.columns import Columns
-from riskml.data.history import previous_from_panel
+from riskml.data.history import earlier_from_panel, history_frame
 from riskml.data.label import training_labels
 from riskml.data.reference import ReferenceLines, add_command, default_lines
 from riskml.model.features import FEATURE_NAMES, build_features
@@ -221,7 +221,11 @@ def choose_splits(periods: pd.Series, labelled: pd.Series, cfg: TrainConfig) -> 
 def prepare_panel(
     panel: pd.DataFrame, lines: ReferenceLines
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    """Validated records, their previous periods, and labels (NaN where unknown).
+    """Validated records, their history, and labels (NaN where unknown).
+
+    The history is ``history.history_frame`` of the records' lags 1-3: lag 1's
+    columns as they are (what the rules read), lags 2 and 3 as ``prev2_``/``prev3_``
+    columns (what the history features read); it subsets like the records.
 
     Every record needs a line in force (the same policy as scoring: carried
     forward as provisional within the gap); otherwise TrainingDataError lists
@@ -231,7 +235,7 @@ def prepare_panel(
     records = records.sort_values(["period", "household_id"], kind="stable").reset_index(drop=True)
     check_lines(records, lines)
     labels = training_labels(records, lines)
-    previous = previous_from_panel(records[list(schema.FIELD_NAMES)])
+    previous = history_frame(earlier_from_panel(records[list(schema.FIELD_NAMES)]))
     return records, previous, labels
 
 

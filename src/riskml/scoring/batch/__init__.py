@@ -17,30 +17,33 @@ Passes over the input (each reads one chunk at a time):
 1. keys: ``household_id`` and ``period`` only, for duplicates across the
    whole file (a later record of the same household and period is rejected,
    wherever it is: the result does not depend on the chunk size) and for the
-   previous-period links;
+   lag links;
 2. validation: every record against the schema (``schema.validate_frame``),
    rejects written as they are found;
 3. (only when some household's records are not in chronological order in the
-   file) the previous records that come *after* the record that needs them;
+   file) the earlier records that come *after* a record that needs them;
 4. scoring.
 
-Previous period: the household's latest earlier *valid* record within 12
-months (``history.previous_from_panel`` on the valid records; the service
-gets the same record from the ledger, where only valid records are). The
-links are computed from the keys after validation; the numeric fields of a
-previous record are kept from the moment its chunk is read until the chunk
-of the record that needs it: for a file sorted by household that is about
-one chunk's worth; for a file written period after period, one period's
-records at most. Memory: about 13 bytes per input row for the whole run
-(validity, links, store index: 10M rows ~130 MB) and ~25 more while the keys
-are read, plus 240 bytes per previous record waiting for its successor (at
-most one per household: 1.5M households ~360 MB in the worst order), plus
-the chunks in flight (``chunk_rows``; ``DECIDE_ROWS`` records per
-``decide`` call). A single-period file has no previous periods: lag features
-are missing, as for a household the service has never seen.
+History: each valid record's lags 1-3, the household's chain of earlier
+*valid* records (``history.earlier_from_panel`` on the valid records: lag 1
+the latest earlier record within 12 months, each further lag the previous
+period of the one before, none more than 36 months back; the service gets the
+same records from the ledger, where only valid records are). The links are
+computed from the keys after validation; the numeric fields (and month) of a
+record are kept from the moment its chunk is read until the chunk of the last
+record that uses it as a lag: for a file sorted by household that is about
+one chunk's worth; for a file written period after period, three periods'
+records at most. Memory: about 21 bytes per input row for the whole run
+(validity, three lag links, last user, store index: 10M rows ~210 MB) and
+~25 more while the keys are read, plus 330 bytes per record waiting for its
+users (at most three per household: 1.5M households ~1.5 GB in the worst
+order, a file written period after period), plus the chunks in flight
+(``chunk_rows``; ``DECIDE_ROWS`` records per ``decide`` call). A single-period
+file has no earlier records: lag features are missing, as for a household the
+service has never seen.
 
 Worker processes (``workers``) validate and decide chunks in parallel; the
-main process reads, keeps the previous-period records, writes the output in
+main process reads, keeps the awaited earlier records, writes the output in
 input order and records decisions in the ledger (one transaction per block
 of at most ``LEDGER_ROWS`` decisions). Results do not depend on ``workers``
 or ``chunk_rows``. Decision ids are random (uuid4, like the service's). A run
@@ -50,7 +53,7 @@ of the same run stores each (household_id, period) once and resumes after a
 crash, its output giving the stored decisions.
 
 Modules: ``inputs`` (formats, columns, Arrow batches, typed frames), ``keys``
-(pass 1), ``validate`` (pass 2), ``links`` (previous periods and the store of
+(pass 1), ``validate`` (pass 2), ``links`` (lags and the store of
 awaited records), ``scorer`` (``decide`` in blocks), ``output`` (output and
 rejects schemas, decision rows, ledger entries, writers), ``workers`` (worker
 processes), ``run`` (``score_file``, step by step), ``summary``, ``model_uri``

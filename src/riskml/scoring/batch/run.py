@@ -34,14 +34,18 @@ from riskml.policy.rules import RuleSet
 from riskml.scoring.batch.errors import BatchError
 from riskml.scoring.batch.inputs import (
     DEFAULT_CHUNK_ROWS,
-    NUMERIC_FIELDS,
     input_columns,
     input_format,
     iter_batches,
-    numeric_values,
 )
 from riskml.scoring.batch.keys import Keys, scan_keys
-from riskml.scoring.batch.links import Links, PreviousStore, collect_forward, link_previous
+from riskml.scoring.batch.links import (
+    Links,
+    PreviousStore,
+    collect_forward,
+    link_previous,
+    stored_values,
+)
 from riskml.scoring.batch.memory import libc, release_arrow_memory
 from riskml.scoring.batch.output import (
     OUTPUT_SCHEMA,
@@ -159,7 +163,7 @@ def score_file(
         rejects_csv = rejects_path.suffix.lower() == ".csv"
         valid = _validate(source, keys, runner, rejects_tmp, rejects_csv, summary, report)
 
-        # previous-period links among the valid rows
+        # lag links (previous periods and the chain behind them) among the valid rows
         t = time.perf_counter()
         links = link_previous(keys, valid)
         del keys  # not needed any more: free them before previous records wait in the store
@@ -321,12 +325,12 @@ def _validate_args(source: _Input, earlier: np.ndarray) -> Iterator[tuple[Any, .
 def _previous_store(
     source: _Input, valid: np.ndarray, links: Links, summary: BatchSummary
 ) -> PreviousStore:
-    """The store of awaited previous records, holding those that come after their successor."""
-    store = PreviousStore(len(valid), len(NUMERIC_FIELDS))
+    """The store of awaited earlier records, holding those that come after a row using them."""
+    store = PreviousStore(len(valid))
     summary.with_previous = int((links.previous >= 0).sum())
     if len(links.forward):
         collect_forward(
-            source.src, source.columns, source.chunk_rows, source.from_csv, valid, links, store
+            source.src, source.columns, source.chunk_rows, source.from_csv, links, store
         )
     return store
 
@@ -464,29 +468,30 @@ def _score(
 def _score_args(
     source: _Input, valid: np.ndarray, links: Links, store: PreviousStore
 ) -> Iterator[tuple[Any, ...] | None]:
-    """Each chunk's valid records and their previous-period values (None: no valid rows)."""
+    """Each chunk's valid records and their lags' values (lags × rows × fields; None: no
+    lag), or None for a chunk without valid rows."""
     offset = 0
     for batch in iter_batches(source.src, list(schema.FIELD_NAMES), source.chunk_rows):
         m = batch.num_rows
         ok = valid[offset : offset + m]
         pos = offset + np.flatnonzero(ok)
-        offset += m
+        start, offset = offset, offset + m
         if len(pos) == 0:
             yield None
             continue
         sub = batch.filter(pa.array(ok)) if not ok.all() else batch
-        # this chunk's records that are someone's previous period wait in the store
-        succ = links.successor[pos]
-        wait = (succ >= 0) & (succ > pos)
+        # this chunk's records that a row of this chunk or a later one uses wait in the store
+        wait = links.last_use[pos] >= start
         if wait.any():
-            store.put(succ[wait], numeric_values(sub, source.from_csv)[wait])
-        need = links.previous[pos] >= 0
-        prev = store.pop(pos[need]) if need.any() else None
-        if prev is not None:
-            full = np.full((len(pos), len(NUMERIC_FIELDS)), np.nan)
-            full[need] = prev
-            prev = full
-        yield sub, prev, source.from_csv
+            store.put(pos[wait], stored_values(sub, source.from_csv)[wait])
+        used = [lag[pos] for lag in links.lags]
+        history = None
+        if (used[0] >= 0).any():
+            history = np.stack([store.get(u) for u in used])
+            # records whose last user is in this chunk are not needed any more
+            done = np.concatenate([u[u >= 0] for u in used])
+            store.release(done[links.last_use[done] < offset])
+        yield sub, history, source.from_csv
 
 
 # --------------------------------------------------------------------------- after the passes

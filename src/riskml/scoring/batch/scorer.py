@@ -27,21 +27,23 @@ class Scorer:
     with_ledger: bool = False
 
     def score(
-        self, records: pd.DataFrame, previous: pd.DataFrame | None
+        self, records: pd.DataFrame, previous: pd.DataFrame | list[pd.DataFrame] | None
     ) -> tuple[pa.Table, list[dict[str, Any]] | None]:
         """Output rows (``OUTPUT_SCHEMA``) and, with the ledger on, its entries.
 
         ``records`` are canonical (``schema.coerce_frame``); ``previous`` is
-        aligned with them (missing where unknown) or None.
+        their previous period or their lags (a list of frames), aligned with
+        them (missing where unknown), or None.
         """
         tables: list[pa.Table] = []
         entries: list[dict[str, Any]] | None = [] if self.with_ledger else None
         records = records.reset_index(drop=True)
-        if previous is not None:
-            previous = previous.reset_index(drop=True)
+        lags = previous if isinstance(previous, list) else [previous]
+        lags = [p.reset_index(drop=True) if p is not None else None for p in lags]
         for start in range(0, len(records), DECIDE_ROWS):
             rec = records.iloc[start : start + DECIDE_ROWS]
-            prev = previous.iloc[start : start + DECIDE_ROWS] if previous is not None else None
+            block = [p.iloc[start : start + DECIDE_ROWS] if p is not None else None for p in lags]
+            prev = block if isinstance(previous, list) else block[0]
             results = decide(
                 rec,
                 prev,

@@ -24,7 +24,7 @@ from riskml.model.risk_model import RiskModel
 from riskml.policy.rules import RuleSet
 from riskml.scoring.batch.errors import BatchError
 from riskml.scoring.batch.inputs import typed_frame
-from riskml.scoring.batch.links import previous_frame
+from riskml.scoring.batch.links import lag_frames
 from riskml.scoring.batch.memory import libc, release_arrow_memory
 from riskml.scoring.batch.scorer import Scorer
 from riskml.scoring.batch.validate import validate_chunk
@@ -79,11 +79,13 @@ def validate_task(
 
 
 def score_task(
-    batch: pa.RecordBatch, previous: np.ndarray | None, from_csv: bool
+    batch: pa.RecordBatch, history: np.ndarray | None, from_csv: bool
 ) -> tuple[pa.Table, list[dict[str, Any]] | None, int]:
+    """Decisions of a chunk's valid records; ``history``: their lags' stored values
+    (lags × rows × ``links.STORED_WIDTH``) or None."""
     scorer: Scorer = _STATE["scorer"]
     records = schema.coerce_frame(typed_frame(batch, from_csv)[list(schema.FIELD_NAMES)])
-    prev = previous_frame(previous) if previous is not None else None
+    prev = lag_frames(history) if history is not None else None
     table, entries = scorer.score(records, prev)
     red = int(pc.sum(pc.equal(table["risk_level"], "red")).as_py() or 0)
     release_arrow_memory()
