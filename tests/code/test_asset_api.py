@@ -194,7 +194,7 @@ def test_nan_a_duplicate_and_bad_envelopes_are_refused(client, keys, service, as
     assert r.status_code == 422 and r.json()["problems"][0]["field"] == "income"
     r = client.post("/assets/score", json={"assets": [obs[0], obs[0]]}, headers=_auth(keys["assets"]))  # fmt: skip
     assert r.status_code == 422 and r.json()["problems"][0] == {
-        "index": 1, "field": "asset_id", "problem": "asset and year already at index 0"}  # fmt: skip
+        "index": 1, "household_id": None, "field": "asset_id", "problem": "asset and year already at index 0"}  # fmt: skip
     for body, named in (({"assets": []}, "assets"), ({}, "assets"), ([1], "(body)"),
                         ({"assets": obs, "explain": "all"}, "explain"),
                         ({"assets": [7]}, "(record)"), ({"assets": [{}] * 1001}, "assets")):  # fmt: skip

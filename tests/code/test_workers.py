@@ -10,7 +10,6 @@ the decisions answered: none lost, none stored twice.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import random
@@ -74,48 +73,52 @@ def _get(srv, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
         conn.close()
 
 
-@contextlib.contextmanager
-def _busy(srv, token: str, records: list[dict], threads: int = 4):
-    """Background /score load: a worker busy scoring leaves new connections to the other."""
-    stop = threading.Event()
-    body = json.dumps({"households": records[:50], "explain": True}).encode()
+def _on_both_workers(
+    srv, keys, records, path: str, headers: dict[str, str], rounds: int = 25, threads: int = 16
+) -> tuple[Counter, Counter]:
+    """GET ``path`` on fresh connections while the service is under /score load, until both
+    workers have answered ten times (or ``threads`` × ``rounds`` connections): (which worker
+    answered each probe, the statuses of ``path``).
 
-    def load() -> None:
-        conn = _fresh(srv)
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        while not stop.is_set():
-            conn.request("POST", "/score", body=body, headers=headers)
-            conn.getresponse().read()
+    An idle worker takes every new connection the kernel offers; one busy scoring leaves
+    them to the other. Each connection first scores a few households, then asks /readyz
+    which worker it reached, then asks ``path``.
+    """
+    seen: Counter = Counter()
+    statuses: Counter = Counter()
+    lock, enough = threading.Lock(), threading.Event()
+    score = {"Authorization": f"Bearer {keys['scorer']}", "Content-Type": "application/json"}
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
 
-    running = [threading.Thread(target=load, daemon=True) for _ in range(threads)]
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(rounds):
+            if enough.is_set():
+                return
+            conn = _fresh(srv)
+            try:
+                body = json.dumps({"households": rng.sample(records, rng.randint(1, 5))})
+                conn.request("POST", "/score", body=body, headers=score)
+                conn.getresponse().read()
+                conn.request("GET", "/readyz", headers=admin)
+                worker = json.loads(conn.getresponse().read())["worker"]
+                conn.request("GET", path, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+            finally:
+                conn.close()
+            with lock:
+                seen[worker] += 1
+                statuses[resp.status] += 1
+                if len(seen) == 2 and min(seen.values()) >= 10:
+                    enough.set()
+
+    running = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
     for t in running:
         t.start()
-    try:
-        time.sleep(1.0)
-        yield
-    finally:
-        stop.set()
-        for t in running:
-            t.join(timeout=60)
-
-
-def _workers_seen(srv, headers: dict[str, str], calls: int = 60) -> Counter:
-    seen: Counter = Counter()
-    lock = threading.Lock()
-
-    def probe() -> None:
-        for _ in range(calls // 6):
-            status, body = _get(srv, "/readyz", headers)
-            assert status == 200, body
-            with lock:
-                seen[json.loads(body)["worker"]] += 1
-
-    threads = [threading.Thread(target=probe) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
+    for t in running:
         t.join()
-    return seen
+    return seen, statuses
 
 
 def _worker_processes(srv) -> set[int]:
@@ -126,12 +129,15 @@ def _worker_processes(srv) -> set[int]:
     return {c.pid for c in children if WORKER_SCRIPT in " ".join(c.cmdline())}
 
 
-def test_two_workers_run_and_each_is_ready(two_workers):
+def test_two_workers_run_and_both_answer(two_workers, trained):
     srv, keys, _, _ = two_workers
     pids = _worker_processes(srv)
     assert len(pids) == 2, pids
-    seen = _workers_seen(srv, {"Authorization": f"Bearer {keys['admin']}"})
-    assert set(seen) <= pids  # every probe answered 200 by one of them (``_get`` asserts it)
+    records = schema.to_json_records(trained.test_frame.head(50))
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    seen, statuses = _on_both_workers(srv, keys, records, "/readyz", admin)
+    assert set(seen) == pids, (dict(seen), pids)
+    assert set(statuses) == {200}, statuses  # each ready
 
 
 def test_a_session_made_by_one_worker_verifies_in_the_other(two_workers, trained):
@@ -147,14 +153,9 @@ def test_a_session_made_by_one_worker_verifies_in_the_other(two_workers, trained
     assert resp.status == 303
     cookie = resp.getheader("Set-Cookie").split(";")[0]
     records = schema.to_json_records(trained.test_frame.head(50))
-    admin = {"Authorization": f"Bearer {keys['admin']}"}
-    answers, seen = Counter(), Counter()
-    with _busy(srv, keys["scorer"], records):
-        for _ in range(40):  # fresh connections, to whichever worker accepts
-            answers[_get(srv, "/cw/worklist", {"Cookie": cookie})[0]] += 1
-            seen[json.loads(_get(srv, "/readyz", admin)[1])["worker"]] += 1
-    assert answers == Counter({200: 40}), answers  # every page knew the session
+    seen, statuses = _on_both_workers(srv, keys, records, "/cw/worklist", {"Cookie": cookie})
     assert len(seen) == 2, f"one worker took every connection: {dict(seen)}"
+    assert set(statuses) == {200}, statuses  # every worker knew the session
 
 
 def test_a_key_added_to_the_file_works_in_every_worker(two_workers, trained):
@@ -166,9 +167,11 @@ def test_a_key_added_to_the_file_works_in_every_worker(two_workers, trained):
         time.sleep(0.5)
     time.sleep(2.5)  # past every worker's recheck of the file (RECHECK_S = 2 s)
     records = schema.to_json_records(trained.test_frame.head(50))
-    with _busy(srv, keys["scorer"], records):
-        seen = _workers_seen(srv, {"Authorization": f"Bearer {token}"})
-    assert len(seen) == 2, dict(seen)  # accepted by both workers (each probe asserts 200)
+    seen, statuses = _on_both_workers(
+        srv, keys, records, "/model", {"Authorization": f"Bearer {token}"}
+    )
+    assert len(seen) == 2, dict(seen)
+    assert set(statuses) == {200}, statuses  # accepted by both workers
 
 
 def _mix(records: list[dict], rng: random.Random) -> list[tuple[bytes, int]]:

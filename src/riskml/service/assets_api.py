@@ -58,7 +58,8 @@ class Answer:
 
 
 def _problem(index: int | None, field: str, problem: str) -> dict[str, Any]:
-    return {"index": index, "field": field, "problem": problem}
+    # the service's one problem format (ValidationFailure): an asset names no household
+    return {"index": index, "household_id": None, "field": field, "problem": problem}
 
 
 def _refused(error: str, problems: list[dict[str, Any]], status: int = 422) -> Answer:
