@@ -249,3 +249,132 @@ def test_without_an_asset_model_the_route_answers_503_and_score_is_unaffected(
         assert service.readiness().status == ready == 200
     finally:
         assets_api.start(service, MODEL)
+
+
+# --------------------------------------------------------------------------- distributions
+# An observation's optional ``distributions`` (what the register's distribution events carry)
+# reach the asset rules: the distribution order and the banned uses fire through the API.
+SECRET_HOUSEHOLD = "hh-privacy-probe-0417"  # a well-formed household id: never in an answer
+
+
+def _with_distributions(base: dict, asset_id: str, *distributions: dict) -> dict:
+    return dict(base, asset_id=asset_id, income=50_000.0, distributions=list(distributions))
+
+
+def _dist(date: str, *uses: str, amount: float = 100.0) -> dict:
+    return {"date": date, "items": [{"use": u, "amount": amount, "household_id": SECRET_HOUSEHOLD}
+                                    for u in uses]}  # fmt: skip
+
+
+def _fired(client, token: str, obs: list[dict]) -> list[dict[str, dict]]:
+    r = client.post("/assets/score", json={"assets": obs}, headers=_auth(token))
+    assert r.status_code == 200, r.text
+    assert SECRET_HOUSEHOLD not in r.text
+    return [{x["rule"]: x for x in res["rules"]} for res in r.json()["results"]]
+
+
+def test_the_distribution_order_fires_within_its_look_back_and_not_outside(
+    client, keys, service, asset_panel
+):
+    from riskml.assets.rules import load
+
+    rules = load()
+    first, last = list(rules.order)[0], list(rules.order)[-1]
+    look = int(rules.get("distribution_order").params["lookback_months"])
+    assert look == 12  # the dates below are 12 months before the rules' day, Jan 1 after year
+    base = observations(asset_panel, COUNTY, 1)[0]
+    y = base["year"]
+    obs = [
+        _with_distributions(base, "D-in-order", _dist(f"{y}-06-30", first, last)),
+        _with_distributions(base, "D-reversed", _dist(f"{y}-06-30", last, first)),
+        _with_distributions(base, "D-unknown-use", _dist(f"{y}-06-30", first, "tea_party")),
+        _with_distributions(base, "D-just-inside", _dist(f"{y}-01-02", last, first)),  # below 12
+        _with_distributions(base, "D-at-limit", _dist(f"{y}-01-01", last, first)),  # at 12
+        _with_distributions(base, "D-older", _dist(f"{y - 1}-07-01", last, first)),  # above 12
+        # two distributions each in order: the second restarting the order breaks nothing
+        _with_distributions(
+            base, "D-two", _dist(f"{y}-03-01", first, last), _dist(f"{y}-09-01", first, last)
+        ),  # fmt: skip
+    ]
+    before = _stored(service)
+    fired = _fired(client, keys["assets"], obs)
+    assert _stored(service) == before + len(obs)
+    order = [("distribution_order" in f) for f in fired]
+    assert order == [False, True, True, True, False, False, False]
+    assert not any("distribution_banned" in f for f in fired)
+    reversed_ = fired[1]["distribution_order"]
+    # the use paid before one ranked above it is named
+    assert reversed_["value"] == last and reversed_["threshold"] == f"{look}"
+    assert f"{y}-06-30" in reversed_["reason_zh"] and f"{y}-06-30" in reversed_["reason_en"]
+    assert rules.order[last] in reversed_["reason_zh"] and last in reversed_["reason_en"]
+    assert "tea_party is not in the order" in fired[2]["distribution_order"]["reason_en"]
+
+
+def test_a_banned_use_fires_and_an_allowed_one_does_not(client, keys, asset_panel):
+    from riskml.assets.rules import load
+
+    rules = load()
+    base = observations(asset_panel, COUNTY, 1)[0]
+    y = base["year"]
+    allowed = list(rules.order)
+    obs = [_with_distributions(base, f"B-{use}", _dist(f"{y}-05-01", allowed[0], use))
+           for use in rules.banned]  # fmt: skip
+    obs.append(_with_distributions(base, "B-allowed", _dist(f"{y}-05-01", *allowed)))
+    obs.append(_with_distributions(base, "B-older", _dist(f"{y - 1}-05-01", *rules.banned)))
+    obs.append(dict(base, asset_id="B-none"))  # no distributions at all
+    fired = _fired(client, keys["admin"], obs)
+    for use, f in zip(rules.banned, fired, strict=False):
+        banned = f["distribution_banned"]
+        assert banned["value"] == use, banned
+        assert rules.banned[use] in banned["reason_zh"] and use in banned["reason_en"]
+        assert "distribution_order" not in f  # a banned use is not also "not in the order"
+    assert [("distribution_banned" in f) for f in fired[-3:]] == [False, False, False]
+    assert not any("distribution_order" in f for f in fired[-3:])
+
+
+def _bad_dist(y: int) -> list[tuple[object, str]]:
+    ok = {"use": "awards", "amount": 10.0, "household_id": SECRET_HOUSEHOLD}
+    one = lambda **kw: [{"date": f"{y}-05-01", "items": [{**ok, **kw}]}]  # noqa: E731
+    return [
+        ("all of them", "distributions"),  # not a list
+        ([7], "distributions[0]"),  # not an object
+        ([{"items": [ok]}], "distributions[0].date"),  # no date
+        ([{"date": f"{y}-02-30", "items": [ok]}], "distributions[0].date"),  # not a real date
+        ([{"date": f"{y + 1}-01-01", "items": [ok]}], "distributions[0].date"),  # after the year
+        ([{"date": f"{y}-05-01", "year": y + 1, "items": [ok]}], "distributions[0].year"),
+        ([{"date": f"{y}-05-01", "year": "2020", "items": [ok]}], "distributions[0].year"),
+        ([{"date": f"{y}-05-01"}], "distributions[0].items"),  # no items
+        ([{"date": f"{y}-05-01", "items": []}], "distributions[0].items"),  # empty
+        ([{"date": f"{y}-05-01", "items": [ok], "payee": "x"}], "distributions[0].payee"),
+        (one(use="Awards"), "distributions[0].items[0].use"),  # not a lower-case id
+        (one(use=None), "distributions[0].items[0].use"),  # missing
+        (one(amount=-1.0), "distributions[0].items[0].amount"),  # below 0
+        (one(amount="10"), "distributions[0].items[0].amount"),  # a number as text
+        (one(amount=True), "distributions[0].items[0].amount"),  # a boolean
+        (one(amount=1e12), "distributions[0].items[0].amount"),  # over the money maximum
+        (one(household_id="hh privacy/probe"), "distributions[0].items[0].household_id"),
+        (one(household_id=417), "distributions[0].items[0].household_id"),
+        (
+            [{"date": f"{y}-05-01", "items": [{**ok, SECRET_HOUSEHOLD: 1}]}],
+            "distributions[0].items[0]",
+        ),  # fmt: skip
+        (one(amount=60_000.0), "distributions[0].items"),  # more than the year's income
+    ]
+
+
+@pytest.mark.parametrize("case", range(20))
+def test_malformed_distributions_are_refused_naming_index_and_field_and_no_household(
+    client, keys, service, asset_panel, case
+):
+    obs = [dict(o, income=50_000.0) for o in observations(asset_panel, COUNTY, 4)]
+    cases = _bad_dist(obs[3]["year"])
+    assert len(cases) == 20
+    value, named = cases[case]
+    obs[3]["distributions"] = value
+    obs[1]["distributions"] = [_dist(f"{obs[1]['year']}-05-01", "awards")]  # a good one beside
+    before = _stored(service)
+    r = client.post("/assets/score", json={"assets": obs}, headers=_auth(keys["assets"]))
+    assert r.status_code == 422, r.text
+    assert {(p["index"], p["field"]) for p in r.json()["problems"]} == {(3, named)}
+    assert SECRET_HOUSEHOLD not in r.text and "privacy/probe" not in r.text
+    assert _stored(service) == before

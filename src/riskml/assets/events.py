@@ -56,7 +56,7 @@ TRANSITIONS: dict[str, tuple[str, tuple[str | None, ...], str | None]] = {
     "disposal": ("处置", LIVE, "disposed"),  # a suspension keeps the asset: suspended
 }
 EVENT_TYPES: tuple[str, ...] = tuple(TRANSITIONS)
-_METHOD_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+USE_ID = _METHOD_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # USE_ID: public
 
 
 class EventError(ValueError):
@@ -84,8 +84,10 @@ class TransitionRefused(EventError):
 
 # ------------------------------------------------------------------------- payloads
 # event -> (field, kind, required); a kind that is a contract field's name is checked by it
-_YEAR = c.AssetField("year", "int", True, "", "", minimum=1980, maximum=2100)
-_AMOUNT = c.AssetField("amount", "float", True, "", "", minimum=0, maximum=c.MONEY_MAX)
+YEAR_FIELD = _YEAR = c.AssetField("year", "int", True, "", "", minimum=1980, maximum=2100)
+AMOUNT_FIELD = _AMOUNT = c.AssetField(
+    "amount", "float", True, "", "", minimum=0, maximum=c.MONEY_MAX
+)
 _REF = c.AssetField("approval_ref", "id", True, "", "", pattern=c.ID_PATTERN)
 PAYLOADS: dict[str, tuple[tuple[str, bool], ...]] = {
     "register": (("record", True),),

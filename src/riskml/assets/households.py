@@ -30,6 +30,7 @@ import datetime as dt
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,6 +215,45 @@ def expected_returns(
     out["asset_income_share"] = share.astype("float64")
     out = out.reset_index()
     return out[list(RETURN_COLUMNS)]
+
+
+def income_by_household(states: Mapping[str, Mapping[str, Any]], as_of: dt.date) -> pd.Series:
+    """Σ share × expected income (``asset_income``) per beneficiary household, by household_id."""
+    links = asset_links(states, as_of)
+    if links.empty:
+        return pd.Series(dtype="float64")
+    expected = links["share"] * links["income_expected"]
+    return expected.groupby(links["household_id"]).sum().astype("float64")
+
+
+def _month_end(period: str) -> dt.date:
+    y, m = int(period[:4]), int(period[5:7])
+    return dt.date(y + m // 12, m % 12 + 1, 1) - dt.timedelta(days=1)
+
+
+def asset_income_column(events: Iterable[Mapping[str, Any]], records: pd.DataFrame) -> np.ndarray:
+    """The side input ``asset_income_expected`` of each record (``riskml.data.side_inputs``).
+
+    The register as its events had made it at the end of the record's month
+    (``states_as_of``), so a record of 2022 never sees an asset registered in 2024:
+    Σ share × expected income of the assets the household is a beneficiary of then,
+    0 when it is no asset's beneficiary. One replay per distinct period.
+    """
+    events = list(events)
+    periods = records["period"].astype(str).to_numpy()
+    hids = records["household_id"].astype(str).to_numpy()
+    out = np.zeros(len(records), dtype=np.float64)
+    bad = [i for i, p in enumerate(periods) if not re.fullmatch(_PERIOD, p)]
+    if bad:
+        raise LinksError(f"records: row {bad[0]}, field 'period': must be written YYYY-MM")
+    for period in sorted(set(periods.tolist())):
+        day = _month_end(period)
+        income = income_by_household(states_as_of(events, day), day)
+        if income.empty:
+            continue
+        rows = periods == period
+        out[rows] = income.reindex(hids[rows]).fillna(0.0).to_numpy(dtype=np.float64)
+    return out
 
 
 # --------------------------------------------------------------------------- idle leads

@@ -1,4 +1,4 @@
-"""``riskml assets households | leads``: assistance assets linked to their beneficiary households.
+"""``riskml assets households | leads | income``: assistance assets linked to their beneficiary households.
 
 Registered by ``add_commands(assets_app)`` on the ``assets`` group (riskml.cli.assets).
 ``households`` writes each beneficiary household's expected yearly asset income and its share
@@ -6,7 +6,8 @@ of the household's net income (``riskml.assets.households.expected_returns``; Pa
 by the suffix); ``leads`` raises a lead of the case loop (source ``asset_idle``) for each
 household that depends materially on an asset that stopped earning, and prints the counts
 (``--unknown FILE`` writes the households it could not lead: no income record, or unknown to
-the ledger). ``--as-of`` reads the register as its events had made it on that day (default
+the ledger); ``income`` adds the side input ``asset_income_expected`` to household records (the
+register as of each record's month) for scoring or training a model with ``features.asset_income``. ``--as-of`` reads the register as its events had made it on that day (default
 today: the current register). Exit codes: 0 done, 1 an input refused (the links or rules file,
 the records' columns or periods), 2 a usage or file error.
 """
@@ -144,7 +145,46 @@ def leads(
     )
 
 
+def income(
+    records: Path = typer.Argument(..., help="household records: .parquet or .csv"),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="the records with the column: .parquet or .csv"
+    ),
+    ledger: str | None = LEDGER,
+) -> None:
+    """Add asset_income_expected to household records, from the asset register as of each
+    record's month: the side input of a model trained with features.asset_income."""
+    from riskml.assets.households import LinksError, asset_income_column
+    from riskml.assets.register import AssetStore
+    from riskml.data.io import write_table
+    from riskml.data.side_inputs import ASSET_INCOME
+    from riskml.store.ledger import LedgerError
+
+    frame = read_input(records)
+    for column in ("household_id", "period"):
+        if column not in frame.columns:
+            fail(f"{records}: column missing: {column}", INVALID)
+    store = _ledger(ledger)
+    try:
+        events = AssetStore(store).events()
+    except LedgerError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    try:
+        column = asset_income_column(events, frame)
+    except LinksError as exc:
+        fail(str(exc), INVALID)
+    with file_errors("cannot write the records"):
+        write_table(frame.assign(**{ASSET_INCOME: column}), out)
+    typer.echo(
+        f"{len(frame):,} record(s), {int((column > 0).sum()):,} with asset income "
+        f"(total {column.sum():,.0f} yuan a year) -> {out}"
+    )
+
+
 def add_commands(assets_app: typer.Typer) -> None:
-    """Add ``households`` and ``leads`` to the ``assets`` group."""
+    """Add ``households``, ``leads`` and ``income`` to the ``assets`` group."""
     assets_app.command("households")(households)
     assets_app.command("leads")(leads)
+    assets_app.command("income")(income)

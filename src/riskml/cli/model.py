@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from riskml.cli.app import INVALID, app, check_input, fail, file_errors, read_input
+from riskml.data.side_inputs import ASSET_INCOME
 
 console = Console()
 DEFAULT_CONFIG = Path("training/default.yaml")
@@ -70,6 +72,22 @@ def _invalid_records(what: str, data: Path, exc: Exception) -> None:
     raise typer.Exit(INVALID)
 
 
+def _with_asset_income(panel: Any, ledger_url: str | None) -> Any:
+    """The panel with ``asset_income_expected`` from the ledger's asset register, as of each
+    record's month (``riskml.assets.households.asset_income_column``)."""
+    from riskml.assets.households import LinksError, asset_income_column
+    from riskml.assets.register import AssetStore
+    from riskml.store.ledger import Ledger, LedgerError
+
+    try:
+        with Ledger(ledger_url) as led:
+            events = AssetStore(led).events()
+        column = asset_income_column(events, panel)
+    except (LedgerError, LinksError) as exc:
+        fail(f"cannot join the asset register: {exc}", INVALID)
+    return panel.assign(**{ASSET_INCOME: column})
+
+
 @app.command()
 def train(
     data: Path = typer.Option(
@@ -80,7 +98,9 @@ def train(
         True, help="register the model as challenger (the first becomes champion)"
     ),
     ledger: str | None = typer.Option(
-        None, help="with data.label confirmed: the ledger whose case loop gives the labels"
+        None,
+        help="with data.label confirmed: the ledger whose case loop gives the labels; with "
+        "features.asset_income: the ledger whose asset register gives asset_income_expected",
     ),
     tune: bool = typer.Option(
         False, help="choose the LightGBM parameters with Optuna first (the config's tuning budget)"
@@ -119,6 +139,9 @@ def train(
             unvisited = "unlabelled" if cfg.label == "confirmed_visited" else "zero"
             with Ledger(ledger) as led:
                 panel = with_confirmed_labels(panel, CaseStore(led), unvisited=unvisited)
+        if "asset_income" in cfg.feature_options and ASSET_INCOME not in panel.columns:
+            status.update("joining the asset register's expected returns")
+            panel = _with_asset_income(panel, ledger)
         try:
             result = run_training(panel, cfg, progress=lambda msg: status.update(msg), tune=tune)
         except TrainingDataError as exc:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from riskml.data.periods import parse_period
 from riskml.data.schema import FIELDS
+from riskml.data.side_inputs import SIDE_FIELDS
 
 TEXT_FIELDS = frozenset(f.name for f in FIELDS if f.kind == "str")
 
@@ -82,9 +83,9 @@ class Columns:
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame) -> Columns:
-        """The record fields a frame holds (other columns are left out)."""
+        """The record fields and side inputs a frame holds (other columns are left out)."""
         arrays: dict[str, np.ndarray] = {}
-        for f in FIELDS:
+        for f in (*FIELDS, *SIDE_FIELDS):
             if f.name not in df.columns:
                 continue
             s = df[f.name]
@@ -103,6 +104,12 @@ class Columns:
 
     def __len__(self) -> int:
         return self.n
+
+    def with_array(self, name: str, values: np.ndarray) -> Columns:
+        """These columns and one more (a side input joined onto the records), as new Columns."""
+        if len(values) != self.n:
+            raise ValueError(f"{name}: {len(values)} values for {self.n} records")
+        return Columns({**self._arrays, name: values}, self.n, self.records)
 
     @property
     def names(self) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from riskml.data.label import INCOME_FIELDS
 from riskml.data.schema import FIELDS, LABEL
+from riskml.data.side_inputs import SIDE_FIELDS
 
 KIND_NAMES = {"str": "string", "int": "int", "float": "float", "bool": "bool"}
 
@@ -24,6 +25,17 @@ def field_table() -> list[str]:
         rows.append(
             f"| {f.name} | {KIND_NAMES[f.kind]} | {'yes' if f.nullable else 'no'} | {rule} "
             f"| {f.unit or ''} | {f.description} |"
+        )
+    return rows
+
+
+def side_table() -> list[str]:
+    """The side inputs (``riskml.data.side_inputs``) as a markdown table."""
+    rows = ["| side input | type | rule | unit | meaning |", "| --- | --- | --- | --- | --- |"]
+    for f in SIDE_FIELDS:
+        rows.append(
+            f"| {f.name} | {KIND_NAMES[f.kind]} | {f.rule_text()} | {f.unit or ''} "
+            f"| {f.description} |"
         )
     return rows
 
@@ -56,6 +68,14 @@ def contract_markdown() -> str:
         "  dibao line come from the reference tables for that province and the year of `period`.",
         "- the previous period = the household's latest earlier record at most 12 months before",
         "  (the same rule in training, batch, Spark and the online service).",
+        "",
+        "## Side inputs: joined by riskml, never part of an API record",
+        "A model trained with a feature option (`features:` in the training config) reads a",
+        "side input as well, joined onto the records by `household_id` from another register.",
+        "The API record never carries one (the service looks it up); a batch file for such a",
+        "model does (`riskml assets income RECORDS --out FILE`); missing stays missing.",
+        "",
+        *side_table(),
         "",
         "## The label (training data only)",
         f"`{LABEL}` is 1 when, in the same household's record 12 months later, per-capita net",

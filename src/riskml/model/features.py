@@ -49,6 +49,7 @@ from riskml.data.history import (
 from riskml.data.label import INCOME_FIELDS, net_income_of
 from riskml.data.reference import ReferenceLines
 from riskml.data.schema import FIELDS
+from riskml.data.side_inputs import ASSET_INCOME
 
 PREV_PREFIX = "prev_"
 
@@ -141,6 +142,31 @@ HISTORY_FEATURES: tuple[str, ...] = (
 )
 
 FEATURE_NAMES: tuple[str, ...] = RAW_FEATURES + DERIVED_FEATURES + HISTORY_FEATURES
+
+# Feature options (``features:`` in the training config): used only by a model trained with
+# them. Assistance-asset income (side input ``asset_income_expected``, see
+# ``riskml.data.side_inputs``): its share of the record's net income, and per capita / line.
+ASSET_FEATURES: tuple[str, ...] = (
+    "asset_income_share",  # expected asset income / net income
+    "asset_pc_to_line",  # expected asset income per capita / monitoring line
+)
+FEATURE_OPTIONS: dict[str, tuple[str, ...]] = {"asset_income": ASSET_FEATURES}
+ALL_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES + ASSET_FEATURES
+
+
+def feature_names_for(options: Sequence[str] = ()) -> tuple[str, ...]:
+    """The default features plus those of each option named (``FEATURE_OPTIONS``), in order."""
+    unknown = [o for o in options if o not in FEATURE_OPTIONS]
+    if unknown:
+        raise ValueError(f"unknown feature option(s) {unknown}; known: {sorted(FEATURE_OPTIONS)}")
+    extra = tuple(n for o in FEATURE_OPTIONS if o in options for n in FEATURE_OPTIONS[o])
+    return FEATURE_NAMES + extra
+
+
+def side_inputs_of(names: Sequence[str]) -> tuple[str, ...]:
+    """The side inputs (``riskml.data.side_inputs``) the features ``names`` read."""
+    return (ASSET_INCOME,) if any(n in ASSET_FEATURES for n in names) else ()
+
 
 MEDICAL_SHOCK_SHARE = 0.2  # medical spending above this share of net income is a shock
 INCOME_DROP = 0.3  # net income below (1 - this) × the record before it is a drop
@@ -440,7 +466,7 @@ def feature_arrays(
     previous: pd.DataFrame | Columns | None,
     lines: ReferenceLines,
 ) -> dict[str, np.ndarray]:
-    """Every feature of ``FEATURE_NAMES`` as a float64 array (NaN for missing), by name."""
+    """Every feature of ``ALL_FEATURE_NAMES`` as a float64 array (NaN for missing), by name."""
     c = as_columns(records)
     lacking = [name for name in _REQUIRED if name not in c]
     if lacking:
@@ -517,6 +543,9 @@ def feature_arrays(
     out["d_household_size"] = size - prev["household_size"]
     out["d_labor_count"] = labor - prev["labor_count"]
     out.update(_history_features(c, out, cur, lags, line, dibao_line))
+    asset = c.floats(ASSET_INCOME)
+    out["asset_income_share"] = _ratio_to_income(asset, net)
+    out["asset_pc_to_line"] = asset / size / line
     return out
 
 
@@ -538,15 +567,14 @@ def build_features(
     records: pd.DataFrame | Columns,
     previous: pd.DataFrame | Columns | None,
     lines: ReferenceLines,
+    names: Sequence[str] = FEATURE_NAMES,
 ) -> pd.DataFrame:
-    """The model's feature frame (columns ``FEATURE_NAMES``, float64, NaN for missing).
+    """The model's feature frame (columns ``names``, float64, NaN for missing).
 
     Indexed like ``records`` when it is a frame.
     """
     arrays = feature_arrays(records, previous, lines)
-    frame = pd.DataFrame(
-        {name: np.asarray(arrays[name], dtype="float64") for name in FEATURE_NAMES}
-    )
+    frame = pd.DataFrame({name: np.asarray(arrays[name], dtype="float64") for name in names})
     if isinstance(records, pd.DataFrame):
         frame.index = records.index
     return frame

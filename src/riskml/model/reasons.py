@@ -270,6 +270,16 @@ REASONS: dict[str, Reason] = {
         "workers changed by {d_labor_count} since the last period",
     ),
     **{name: R(*texts) for name, texts in HISTORY_REASON_TEXTS.items()},
+    "asset_income_share": R(
+        "low_income",
+        "帮扶资产预期收益占家庭纯收入的 {asset_income_share}",
+        "expected income from assistance assets is {asset_income_share} of net income",
+    ),
+    "asset_pc_to_line": R(
+        "low_income",
+        "人均帮扶资产预期收益为监测线的 {asset_pc_to_line}",
+        "expected asset income per person is {asset_pc_to_line} of the line",
+    ),
 }
 
 FEATURE_RISK_TYPE: dict[str, str] = {name: r.risk_type for name, r in REASONS.items()}
@@ -287,7 +297,7 @@ _PCT_KEYS = {
     "h_pc_income_to_line_mean", "h_pc_income_to_line_min", "h_pc_income_volatility",
     "h_medical_to_income_l1", "h_medical_to_income_l2", "h_education_to_income_l1",
     "h_education_to_income_l2", "h_employment_intensity_l1", "h_employment_intensity_l2",
-    "h_migrant_share_l1", "h_migrant_share_l2",
+    "h_migrant_share_l1", "h_migrant_share_l2", "asset_income_share", "asset_pc_to_line",
 }  # fmt: skip
 _SIGNED_PCT_KEYS = {"income_change", "d_employment_intensity", "h_pc_income_trend"}
 _SIGNED_INT_KEYS = {
@@ -491,4 +501,6 @@ FEATURE_LABELS: dict[str, tuple[str, str]] = {
     "h_d_household_size_l3": ("三期人口变化", "change in size, 3 periods"),
     "h_d_labor_count_l2": ("两期劳动力变化", "change in workers, 2 periods"),
     "h_d_labor_count_l3": ("三期劳动力变化", "change in workers, 3 periods"),
+    "asset_income_share": ("资产收益占收入", "asset income share"),
+    "asset_pc_to_line": ("人均资产收益", "asset income per person"),
 }

@@ -80,7 +80,7 @@ class RiskModel:
     def features(self, records: pd.DataFrame, previous: Any = None) -> pd.DataFrame:
         """The model's features; ``previous``: the history in any form ``build_features`` takes
         (lag 1 as a frame, a list of lags, or a frame with ``prev2_``/``prev3_`` columns)."""
-        return build_features(records, previous, self.lines)[list(self.feature_names)]
+        return build_features(records, previous, self.lines, self.feature_names)
 
     def margin(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """The booster's raw margin, from the compiled engine (equal to LightGBM's bit for bit)."""

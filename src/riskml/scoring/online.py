@@ -10,7 +10,10 @@ entries (nothing is stored here).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import numpy as np
 
 from riskml.data import schema
 from riskml.data.columns import Columns
@@ -56,10 +59,18 @@ def decide_records(
     ruleset: Any,
     info: ModelInfo,
     explain: str = "flagged",
+    side: Mapping[str, Callable[[list[str]], np.ndarray]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(results, ledger entries) of strictly validated JSON records (``record_refusals`` None)."""
+    """(results, ledger entries) of strictly validated JSON records (``record_refusals`` None).
+
+    ``side``: for each side input the model's features read (``riskml.data.side_inputs``),
+    a look-up from the records' household ids to its values (NaN where unknown).
+    """
     # strictly validated once: the JSON values are the record (no coercion happened)
     records = Columns.from_records(households, validated=True)
+    for name, look_up in (side or {}).items():
+        ids = [str(r["household_id"]) for r in households]
+        records = records.with_array(name, np.asarray(look_up(ids), dtype=np.float64))
     previous = earlier_from_ledger(ledger, records)
     results = decide(records, previous, model, ruleset, info, explain=explain)
     entries = [ledger_entry(rec, res) for rec, res in zip(households, results, strict=True)]

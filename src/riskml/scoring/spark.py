@@ -62,6 +62,7 @@ import pyarrow.compute as pc
 from riskml.data import schema
 from riskml.data.history import earlier_positions
 from riskml.data.reference import ReferenceLines
+from riskml.model.features import side_inputs_of
 from riskml.policy.rules import RuleSet
 from riskml.scoring.batch import (
     OUTPUT_SCHEMA,
@@ -447,7 +448,13 @@ def score_spark(
     name, version = resolve_model_uri(model_uri)
     target = f"models:/{name}/{version}" if model_uri.startswith("models:/") else model_uri
     # fail early, on the driver, if the model cannot be loaded; its lines in force go to the executors
-    lines = load_model(target)[0].in_force().lines
+    loaded_model = load_model(target)[0]
+    if side_inputs_of(loaded_model.feature_names):
+        raise BatchError(
+            "the Spark engine does not carry side inputs yet; this model's features read "
+            f"{', '.join(side_inputs_of(loaded_model.feature_names))}: use --engine local"
+        )
+    lines = loaded_model.in_force().lines
     scorer = (target, (name, version), (rules_text, ruleset.source), explain, lines)
     out_path = str(out)
     rejects_path = str(rejects) if rejects is not None else str(Path(out_path)) + ".rejects"

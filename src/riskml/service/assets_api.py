@@ -2,13 +2,17 @@
 
 An ``assets`` key (scoped by counties) or an admin sends 1 to 1,000 asset-year observations
 (riskml.assets.observation: the register's scalar fields as of the end of ``year`` and that
-year's figures). The request is checked as strictly as ``/score``: every field's type, choice,
-range, pattern and date, unknown fields, a village outside its county, an asset and year twice;
+year's figures, and optionally its ``distributions``, as the register's distribution events
+carry them). The request is checked as strictly as ``/score``: every field's type, choice,
+range, pattern and date, unknown fields, a village outside its county, an asset and year twice,
+each distribution's date, year and items (``distributions[0].items[1].use``; a household id is
+never quoted);
 a refusal is a 422 naming the index and field (at most ``MAX_PROBLEMS`` listed, all counted),
 a 403 naming the index of each observation outside the key's counties, 415 for a body that is
 not JSON, 400 for one that is not UTF-8 text (413 over the body limit, by the service's
 middleware). Each answered observation is scored by the champion ``asset-risk`` model (loaded
-when the service starts, ``riskml.service.loading.fetch_asset_model``), its asset rules are
+when the service starts, ``riskml.service.model_cache.fetch_asset_model``: from the registry,
+or its cached copy when the registry is down, ``AssetDesk.readiness`` saying which), its asset rules are
 evaluated (riskml.assets.rules, as of the first day after ``year``), its top reasons given in
 Chinese and English (TreeSHAP) with a recommended action (riskml.assets.actions), and stored
 insert-only in the ledger's ``asset_scores`` in the same request. Nothing of a refused request
@@ -121,7 +125,7 @@ def record_problems(records: list[Any]) -> list[dict[str, Any]]:
     """Every problem of the observations, each naming the index and the field."""
     from riskml.assets import observation as ob
 
-    names = set(ob.FIELD_NAMES)
+    names = {*ob.FIELD_NAMES, ob.DISTRIBUTIONS}
     out: list[dict[str, Any]] = []
     seen: dict[tuple[Any, Any], int] = {}
     for i, rec in enumerate(records):
@@ -136,6 +140,12 @@ def record_problems(records: list[Any]) -> list[dict[str, Any]]:
             if why is not None:
                 out.append(_problem(i, f.name, why))
                 bad.add(f.name)
+        year = rec.get("year") if "year" not in bad else None
+        incomes = {} if year is None else {
+            year - k: rec[name] for k, name in enumerate(("income", "income_lag1", "income_lag2"))
+            if name not in bad and rec.get(name) is not None}  # fmt: skip
+        for where, why in ob.distribution_problems(rec.get(ob.DISTRIBUTIONS), year, incomes):
+            out.append(_problem(i, where, why))  # a path and a rule: never a household id
         county, village = rec.get("county_code"), rec.get("village_code")
         if not bad & {"county_code", "village_code"} and village and not village.startswith(county):
             out.append(_problem(i, "village_code", "must start with county_code"))
@@ -150,13 +160,17 @@ def record_problems(records: list[Any]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- scoring
 def register_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The register-like state of each observation, for the asset rules: its fields, its
-    incomes by year and, when idle, since when (its months idle back from the year's end)."""
+    incomes by year, its distributions (riskml.assets.observation.distribution_states) and,
+    when idle, since when (its months idle back from the year's end)."""
+    from riskml.assets.observation import DISTRIBUTIONS, distribution_states
+
     out = []
     for rec in records:
         year = int(rec["year"])
         incomes = {str(year - k): rec.get(name) for k, name in
                    enumerate(("income", "income_lag1", "income_lag2"))}  # fmt: skip
         row = dict(rec, incomes={y: v for y, v in incomes.items() if v is not None})
+        row[DISTRIBUTIONS] = distribution_states(rec.get(DISTRIBUTIONS), year)
         months = rec.get("months_idle")
         if rec["status"] == "idle" and months:
             months += 12 if rec.get("months_idle_lag1") == 12 and months == 12 else 0
@@ -222,7 +236,7 @@ class AssetDesk:
 
     def __init__(self, service: Any, model_name: str | None = None):
         from riskml.assets.rules import load as load_rules
-        from riskml.service.loading import fetch_asset_model
+        from riskml.service.model_cache import fetch_asset_model
 
         self.service = service
         self.rules: Any = None
@@ -231,14 +245,29 @@ class AssetDesk:
         household = getattr(service, "loaded", None)
         try:
             self.rules = load_rules()
+            down = None
             if household is not None and household.info.get("source") == "cache":
-                # the registry did not answer the household model: not asked again (no 2nd wait)
-                raise RuntimeError("no asset model: registry unavailable at the service's start")
-            self.loaded = fetch_asset_model(service.settings, model_name)
+                # the registry did not answer the household model: not asked again (no 2nd
+                # wait), the asset model's cached copy is served
+                down = str(household.info.get("cache_reason") or "registry unavailable")
+            self.loaded = fetch_asset_model(service.settings, model_name, unavailable=down)
         except Exception as exc:  # no asset model registered, registry down, bad rules: 503
             self.loaded = None
             self.load_error = str(exc)
             log.warning("asset model not loaded: %s", self.load_error)
+
+    def readiness(self) -> dict[str, Any]:
+        """The asset model for ``/readyz``: name, version, alias, source (registry or cache), and
+        a warning when serving the cached copy or why there is none (never household data)."""
+        loaded = self.loaded
+        if loaded is None:
+            return {"model": None, "reason": f"no asset model loaded: {self.load_error}"}
+        out: dict[str, Any] = {
+            "model": {k: loaded.info.get(k) for k in ("name", "version", "alias", "source")}
+        }
+        if loaded.info.get("source") == "cache":
+            out["warning"] = f"serving the last good cached copy: {loaded.info.get('cache_reason')}"
+        return out
 
     def score(self, authorization: str | None, body: Any) -> Answer:
         principal = self.service.authenticate(authorization)
@@ -303,6 +332,12 @@ def start(service: Any, model_name: str | None = None) -> AssetDesk:
         return _desk
 
 
+def current_desk(service: Any) -> AssetDesk | None:
+    """The asset desk of ``service`` if it has been started (readiness reports it), else None."""
+    found = _desk
+    return found if found is not None and found.service is service else None
+
+
 def desk() -> AssetDesk:
     """The asset desk of the bound service (made on first use when the service did not start it)."""
     service = state.current()
@@ -345,5 +380,5 @@ async def score_assets(request: Request, authorization: str | None = Header(defa
     return _respond(await run_in_threadpool(desk().score, authorization, body))
 
 
-__all__ = ["MAX_ASSETS", "AssetDesk", "desk", "envelope_problems", "record_problems", "router",
+__all__ = ["MAX_ASSETS", "AssetDesk", "current_desk", "desk", "envelope_problems", "record_problems", "router",
            "score_records", "start"]  # fmt: skip

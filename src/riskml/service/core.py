@@ -30,6 +30,7 @@ from riskml.scoring.decide import ModelInfo
 from riskml.service.access import CASE_ROLES, KeyStore, Principal
 from riskml.service.live_keys import LiveKeys
 from riskml.service.loading import LoadedModel, Settings, fetch_model
+from riskml.service.side_inputs import SideInputs
 from riskml.store.ledger import (
     IDEMPOTENCY_KEY_RULE,
     IdempotencyConflict,
@@ -107,6 +108,7 @@ class ScoringService:
     ):
         self.settings = settings or Settings.from_env()
         self.ledger = Ledger(self.settings.ledger_url or config.ledger_url())
+        self.side_inputs = SideInputs(self.ledger)
         # re-read within 2 s of a change; fails closed (KeyConfigError at start, as before)
         self.live_keys = LiveKeys(self.settings.keys_file)
         self.ruleset = RuleSet.load(self.settings.rules_file)
@@ -210,6 +212,11 @@ class ScoringService:
             body["reason"] = (
                 body.get("reason", "") + "; " if "reason" in body else ""
             ) + "ledger is not writable"
+        from riskml.service import assets_api  # the asset model: reported, never a condition
+
+        desk = assets_api.current_desk(self)
+        if desk is not None:
+            body["assets"] = desk.readiness()
         keys_error = self.live_keys.error
         if keys_error is not None:
             body["ready"] = False
@@ -379,8 +386,9 @@ class ScoringService:
         if refused is not None:
             return refused, [], []
         info = ModelInfo(loaded.info["name"], str(loaded.info["version"]))
+        side = self.side_inputs.for_model(model.feature_names)
         results, entries = online.decide_records(
-            households, self.ledger, model, self.ruleset, info, explain
+            households, self.ledger, model, self.ruleset, info, explain, side=side
         )
         return None, results, entries
 

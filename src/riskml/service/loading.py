@@ -16,7 +16,6 @@ once and never read a copy another is replacing.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -26,8 +25,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,23 +126,13 @@ def registry_unreachable(uri: str, timeout: float | None = None) -> str | None:
         return f"tracking server {where} not answering ({type(exc).__name__}: {exc})"
 
 
-@contextmanager
-def _locked(cache: Path) -> Iterator[None]:
-    """The cache of one model and alias, held by this process (other workers wait)."""
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with open(cache.parent / f".{cache.name}.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def fetch_model(settings: Settings) -> LoadedModel:
     """The model behind the alias, from the registry (refreshing the cache) or, failing that, the cache."""
+    from riskml.service.model_cache import locked  # one lock for both models' caches
+
     cache = Path(settings.cache_dir) / settings.model_name / settings.alias
     unreachable = registry_unreachable(settings.tracking_uri)
-    with _locked(cache):
+    with locked(cache):
         if unreachable is None:
             try:
                 return _from_registry(settings, cache)
@@ -210,23 +197,7 @@ class LoadedAssetModel:
 
 def fetch_asset_model(settings: Settings, name: str | None = None) -> LoadedAssetModel:
     """The asset-risk model (``$RISKML_ASSET_MODEL_NAME``, default ``asset-risk``) behind the
-    service's alias, from the registry; RuntimeError saying why when there is none."""
-    from riskml.assets.model_registry import load_asset_model
+    service's alias, from the registry or its cached copy (riskml.service.model_cache)."""
+    from riskml.service import model_cache
 
-    name = name or os.environ.get(ASSET_MODEL_ENV) or "asset-risk"
-    unreachable = registry_unreachable(settings.tracking_uri)
-    if unreachable is not None:
-        raise RuntimeError(f"no asset model: registry unavailable ({unreachable})")
-    os.environ["MLFLOW_TRACKING_URI"] = settings.tracking_uri
-    from riskml.training import registry
-
-    try:
-        info = registry.resolve_alias(name, settings.alias)
-        model = load_asset_model(registry.model_uri(name, settings.alias))
-    except Exception as exc:  # not registered, no such alias, download failed
-        why = config.redact_urls(str(exc))[:200]
-        raise RuntimeError(
-            f"no asset model {name}@{settings.alias} ({type(exc).__name__}: {why})"
-        ) from None
-    info["loaded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return LoadedAssetModel(model, info)
+    return model_cache.fetch_asset_model(settings, name)

@@ -233,6 +233,9 @@ def component_schemas() -> dict[str, Any]:
         "Readiness": _closed({
             "ready": {"type": "boolean"}, "ledger_writable": {"type": "boolean"},
             "model": _null("object"), "reason": STR, "warning": STR,
+            "assets": {"type": "object", "description": "the asset-risk model: its name, "
+                       "version, alias and source (registry or cache), a warning when cached, "
+                       "or why there is none; readiness does not depend on it"},
             "worker": {"type": "integer", "description": "the answering worker's process id"},
         }, required=["ready"]),
         "Alive": _closed({"alive": {"const": True}}),

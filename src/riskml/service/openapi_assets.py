@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from riskml.assets import contract as c
 from riskml.assets import observation as ob
 from riskml.assets.actions import ACTIONS
 from riskml.assets.rules import RULE_IDS
@@ -44,6 +45,21 @@ def asset_schemas() -> dict[str, Any]:
     from riskml.service.assets_api import MAX_ASSETS
 
     props = {f.name: _field_schema(f) for f in ob.OBSERVATION_FIELDS}
+    props[ob.DISTRIBUTIONS] = {
+        "anyOf": [{"type": "array", "maxItems": ob.MAX_DISTRIBUTIONS,
+                   "items": _ref("AssetDistribution")}, {"type": "null"}],
+        "description": "the asset's income distributions up to the end of year (as the "
+        "register's distribution events): checked by the distribution order and banned uses",
+    }  # fmt: skip
+    item = {"type": "object", "additionalProperties": False, "required": ["use", "amount"],
+            "properties": {
+                "use": {"type": "string", "pattern": ob.USE_ID.pattern,
+                        "description": "a use of the rules file's order or banned list"},
+                "amount": {"type": "number", "minimum": 0, "maximum": c.MONEY_MAX,
+                           "description": "yuan"},
+                "household_id": {"anyOf": [{"type": "string", "pattern": c.ID_PATTERN},
+                                           {"type": "null"}],
+                                 "description": "the paid household, pseudonymous"}}}  # fmt: skip
     reason = {"type": "object", "properties": {
         "feature": {"type": "string"}, "value": {"type": ["number", "null"]},
         "contribution": {"type": "number"}, "text_zh": {"type": "string"},
@@ -63,6 +79,21 @@ def asset_schemas() -> dict[str, Any]:
             "description": "An asset and year: the register's fields as of the end of the year "
             "and the year's figures (riskml.assets.observation); a village starts with its "
             "county; an asset and year once per request",
+        },
+        "AssetDistribution": {
+            "type": "object", "additionalProperties": False, "required": ["date", "items"],
+            "description": "one distribution of income (riskml.assets.events, distribution): "
+            "its date (not after the observation's year), the year whose income it pays "
+            "(default the observation's) and its items in the order paid; a year's "
+            "distributions pay at most that year's income where the observation gives it",
+            "properties": {
+                "date": {"type": "string", "format": "date",
+                         "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+                "year": {"anyOf": [{"type": "integer", "minimum": 1980, "maximum": 2100},
+                                   {"type": "null"}]},
+                "items": {"type": "array", "minItems": 1, "maxItems": ob.MAX_ITEMS,
+                          "items": item},
+            },
         },
         "AssetScoreRequest": {
             "type": "object", "additionalProperties": False, "required": ["assets"],

@@ -21,7 +21,8 @@ import pandas as pd
 
 from riskml import config
 from riskml.data import schema
-from riskml.model.features import lag_columns
+from riskml.data.side_inputs import SIDE_FIELDS
+from riskml.model.features import lag_columns, side_inputs_of
 from riskml.model.risk_model import RiskModel
 
 CHAMPION = "champion"
@@ -57,7 +58,7 @@ def pip_requirements() -> list[str]:
 def _input_frame(model_input: pd.DataFrame) -> pd.DataFrame:
     """Records in the dtypes the feature pipeline expects, whatever MLflow's enforcement produced."""
     df = model_input.copy()
-    for f in schema.FIELDS:
+    for f in (*schema.FIELDS, *SIDE_FIELDS):
         if f.name not in df.columns:
             continue
         if f.kind == "str":
@@ -106,6 +107,8 @@ def _signature(model: RiskModel, example: pd.DataFrame):
         cols.append(ColSpec(typ, f.name, required=True))
     for c, kind in lag_columns():  # the history: prev_*, prev2_*, prev3_* with their periods
         cols.append(ColSpec("string" if kind == "str" else "double", c, required=False))
+    for c in side_inputs_of(model.feature_names):  # a feature option's side input
+        cols.append(ColSpec("double", c, required=False))
     out = model.score_frame(_input_frame(example), explain=True)
     output_schema = infer_signature(example.iloc[:0], out).outputs
     params = ParamSchema([ParamSpec("explain", "boolean", False)])

@@ -31,7 +31,7 @@ from riskml.data.columns import Columns
 from riskml.data.history import earlier_from_panel, history_frame
 from riskml.data.label import training_labels
 from riskml.data.reference import ReferenceLines, add_command, default_lines
-from riskml.model.features import FEATURE_NAMES, build_features
+from riskml.model.features import build_features, feature_names_for, side_inputs_of
 from riskml.model.metrics import Evaluation
 from riskml.model.profile import reference_profile
 from riskml.model.risk_model import RiskModel, choose_thresholds, fit_platt
@@ -70,7 +70,13 @@ class TrainConfig:
     bootstrap_seed: int = 0
     seed_bagging: int = 1
     tuning: dict[str, Any] = field(default_factory=dict)
+    # feature options switched on (``features:``; riskml.model.features.FEATURE_OPTIONS)
+    feature_options: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return feature_names_for(self.feature_options)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
@@ -80,7 +86,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
         known = {"name", "model", "capacity", "splits", "data", "promotion", "registry",
-                 "evaluation", "tuning"}  # fmt: skip
+                 "evaluation", "tuning", "features"}  # fmt: skip
         unknown = set(raw) - known
         if unknown:
             raise ValueError(
@@ -98,6 +104,11 @@ class TrainConfig:
             raise ValueError(f"training config: tuning.objective must be one of {OBJECTIVES}")
         if not 1 <= int(evaluation.get("min_folds", 1)) <= int(evaluation.get("folds", 3)):
             raise ValueError("training config: need 1 <= evaluation.min_folds <= evaluation.folds")
+        options = raw.get("features", {}) or {}
+        if not isinstance(options, dict) or any(not isinstance(v, bool) for v in options.values()):
+            raise ValueError("training config: features maps option names to true or false")
+        feature_options = tuple(name for name, on in options.items() if on)
+        feature_names_for(feature_options)  # an unknown option is refused here
         bagging = int(model.get("seed_bagging", 1))
         if bagging < 1:
             raise ValueError("training config: model.seed_bagging must be at least 1")
@@ -121,6 +132,7 @@ class TrainConfig:
             bootstrap_seed=int(evaluation.get("bootstrap_seed", 0)),
             seed_bagging=bagging,
             tuning=tuning,
+            feature_options=feature_options,
             raw=raw,
         )
 
@@ -284,7 +296,16 @@ def prepare(
                 "(confirmed identification from the case loop): train with --ledger"
             )
         labels = pd.to_numeric(records[CONFIRMED_LABEL], errors="coerce").astype(float)
-    X = build_features(records[list(schema.FIELD_NAMES)], previous, lines)[list(FEATURE_NAMES)]
+    names = cfg.feature_names
+    side = list(side_inputs_of(names))
+    lacking = [c for c in side if c not in records.columns]
+    if lacking:
+        raise TrainingDataError(
+            f"the feature option(s) {', '.join(cfg.feature_options)} read the panel's "
+            f"{', '.join(lacking)} column: train with --asset-events (the asset register's "
+            "events, riskml assets events) or add the column"
+        )
+    X = build_features(records[[*schema.FIELD_NAMES, *side]], previous, lines, names)
     return Prepared(
         records=records,
         previous=previous,
@@ -342,7 +363,13 @@ def fit_model(
         "provisional_lines": data.provisional,
     }
     return RiskModel(
-        booster=booster, platt_a=a, platt_b=b, thresholds=thresholds, lines=lines, metadata=metadata
+        booster=booster,
+        platt_a=a,
+        platt_b=b,
+        thresholds=thresholds,
+        lines=lines,
+        metadata=metadata,
+        feature_names=tuple(data.X.columns),
     )
 
 

@@ -29,6 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from riskml.data import schema
+from riskml.data.side_inputs import SIDE_NAMES
+from riskml.model.features import side_inputs_of
 from riskml.model.risk_model import RiskModel
 from riskml.policy.rules import RuleSet
 from riskml.scoring.batch.errors import BatchError
@@ -126,7 +128,7 @@ def score_file(
     out_path = Path(out)
     rejects_path = Path(rejects) if rejects is not None else default_rejects_path(out_path)
     ruleset = ruleset if ruleset is not None else RuleSet.load()
-    source = _Input(src, _checked_columns(src), from_csv, chunk_rows)
+    source = _Input(src, _checked_columns(src, model), from_csv, chunk_rows)
     summary = BatchSummary(
         output=str(out_path),
         rejects=str(rejects_path),
@@ -205,12 +207,19 @@ def _existing_file(input_path: str | Path) -> Path:
     return src
 
 
-def _checked_columns(src: Path) -> list[str]:
-    """The input's columns, every field of the schema among them."""
+def _checked_columns(src: Path, model: RiskModel) -> list[str]:
+    """The input's columns, every field of the schema and every side input the model's
+    features read among them."""
     columns = input_columns(src)
     lacking = [name for name in schema.FIELD_NAMES if name not in columns]
     if lacking:
         raise BatchError(f"{src}: column(s) missing from the file: {', '.join(lacking)}")
+    side = [c for c in side_inputs_of(model.feature_names) if c not in columns]
+    if side:
+        raise BatchError(
+            f"{src}: the model's features read the side input(s) {', '.join(side)}, which "
+            "the file lacks: add them with `riskml assets income RECORDS --out FILE`"
+        )
     return columns
 
 
@@ -471,7 +480,8 @@ def _score_args(
     """Each chunk's valid records and their lags' values (lags × rows × fields; None: no
     lag), or None for a chunk without valid rows."""
     offset = 0
-    for batch in iter_batches(source.src, list(schema.FIELD_NAMES), source.chunk_rows):
+    names = [*schema.FIELD_NAMES, *(c for c in SIDE_NAMES if c in source.columns)]
+    for batch in iter_batches(source.src, names, source.chunk_rows):
         m = batch.num_rows
         ok = valid[offset : offset + m]
         pos = offset + np.flatnonzero(ok)

@@ -7,6 +7,7 @@ import pandas as pd
 
 from riskml.data import schema
 from riskml.data.reference import ReferenceLines
+from riskml.data.side_inputs import side_problems
 from riskml.scoring.batch.errors import BatchError
 
 # the words of a repeated (household_id, period), followed by the first record's row
@@ -27,6 +28,7 @@ def validate_chunk(
     rejected on its ``period``.
     """
     problems = schema.validate_frame(df, earlier=earlier)
+    problems.extend(side_problems(df))
     missing = [p for p in problems if p.row < 0]
     if missing:
         raise BatchError("; ".join(f"{p.field}: {p.rule}" for p in missing))

@@ -84,7 +84,8 @@ def score_task(
     """Decisions of a chunk's valid records; ``history``: their lags' stored values
     (lags × rows × ``links.STORED_WIDTH``) or None."""
     scorer: Scorer = _STATE["scorer"]
-    records = schema.coerce_frame(typed_frame(batch, from_csv)[list(schema.FIELD_NAMES)])
+    # the record fields and the side inputs the run reads (``_score_args``)
+    records = schema.coerce_frame(typed_frame(batch, from_csv))
     prev = lag_frames(history) if history is not None else None
     table, entries = scorer.score(records, prev)
     red = int(pc.sum(pc.equal(table["risk_level"], "red")).as_py() or 0)
