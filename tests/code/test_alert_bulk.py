@@ -391,3 +391,22 @@ def test_the_cli_takes_a_push_in_bulk(push, trained, tmp_path):
     assert result.exit_code == 1 and "row 2: period: must match" in result.output
     result = CliRunner().invoke(app, args[:5] + ["--out", str(tmp_path / "x")])
     assert result.exit_code == 2 and "--records and --out go together" in result.output
+
+
+def test_two_workers_give_the_same_outputs_as_one_process(push, pushed, trained, tmp_path):
+    """The worker path (records validated and merged records checked and scored in worker
+    processes) writes what the in-process path writes, decision ids apart."""
+    from riskml.alerts.bulk import import_push
+    from riskml.scoring.decide import ModelInfo
+
+    folder, _, _ = push
+    _, out0 = pushed
+    out2 = tmp_path / "out2"
+    import_push(folder / "alerts.parquet", "medical", folder / "records.parquet", out2,
+                model=trained.model, info=ModelInfo("household-risk", "test"), workers=2)  # fmt: skip
+    for name in ("decisions.parquet", "alerts.parquet", "unmatched.parquet", "records.parquet",
+                 "provenance.parquet", "rejects.parquet"):  # fmt: skip
+        a, b = pd.read_parquet(out0 / name), pd.read_parquet(out2 / name)
+        drop = [c for c in a.columns if "decision_id" in c or c in ("decided_at", "scored_at")]
+        assert len(a) == len(b), name
+        pd.testing.assert_frame_equal(a.drop(columns=drop), b.drop(columns=drop), obj=name)

@@ -50,11 +50,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from riskml.alerts.bulk_check import read_alert_frame
-from riskml.alerts.merge import asof_positions, merge_frame, previous_positions
+from riskml.alerts.merge import RecordKeys, merge_frame_groups, month_codes
 from riskml.alerts.triggers import TriggerSet
 from riskml.data import schema
 from riskml.data.history import is_previous_gap, period_months
-from riskml.data.periods import month_index
 from riskml.data.schema import Problems
 from riskml.model.risk_model import RiskModel
 from riskml.policy.rules import RuleSet
@@ -70,9 +69,8 @@ from riskml.scoring.batch import (
     numeric_matrix,
     scan_keys,
     typed_frame,
-    validate_chunk,
 )
-from riskml.scoring.batch.workers import Runner, score_task
+from riskml.scoring.batch.workers import Runner, score_task, validate_task
 from riskml.scoring.decide import ExplainMode, ModelInfo
 
 __all__ = ["BulkRefused", "BulkSummary", "import_push"]
@@ -153,12 +151,12 @@ def _batches(frame: pd.DataFrame, rows: int) -> Iterator[pa.RecordBatch]:
         yield table.slice(start, rows).combine_chunks().to_batches()[0]
 
 
-def _records(path: Path, lines: Any, out: Path, summary: BulkSummary) -> pd.DataFrame:
+def _records(path: Path, runner: Runner, out: Path, summary: BulkSummary) -> pd.DataFrame:
     """The valid records of the records file (canonical dtypes); rejects written to ``out``.
 
-    Validated as the batch engine's pass 2 validates (``validate_chunk`` with the repeats of
-    ``scan_keys`` and the lines in force), in this process: shipping a million records to the
-    workers costs more than judging them.
+    Validated as the batch engine's pass 2 validates (``validate_task``: ``validate_chunk``
+    with the repeats of ``scan_keys`` and the lines in force), by its workers while this
+    process types the same chunks.
     """
     if not path.exists():
         raise BatchError(f"no such file: {path}")
@@ -167,19 +165,28 @@ def _records(path: Path, lines: Any, out: Path, summary: BulkSummary) -> pd.Data
         raise BatchError(f"{path}: column(s) missing from the file: {', '.join(lacking)}")
     from_csv = input_format(path) == "csv"
     keys = scan_keys(path, CHUNK_ROWS)
-    frames, rejects, offset = [], [], 0
-    for batch in iter_batches(path, list(schema.FIELD_NAMES), CHUNK_ROWS):
-        df = typed_frame(batch, from_csv)
-        valid, bad, reasons = validate_chunk(df, keys.earlier[offset : offset + len(df)], lines)
-        if bad:
-            rows = np.asarray(bad, dtype=np.int64)
+    frames: list[pd.DataFrame] = []
+    starts: list[int] = []
+
+    def args() -> Iterator[tuple[Any, ...]]:
+        offset = 0
+        for batch in iter_batches(path, list(schema.FIELD_NAMES), CHUNK_ROWS):
+            frames.append(typed_frame(batch, from_csv))  # before the task: workers=0 runs it now
+            starts.append(offset)
+            yield batch, keys.earlier[offset : offset + batch.num_rows], from_csv
+            offset += batch.num_rows
+
+    kept, rejects = [], []
+    for k, (valid, rej) in enumerate(runner.map(validate_task, args())):
+        if rej is not None:
             rejects.append(pa.table({
-                "row": pa.array(offset + rows), "household_id": pa.array(df["household_id"].astype(object).to_numpy()[rows], pa.string()),
-                "period": pa.array(df["period"].astype(object).to_numpy()[rows], pa.string()), "reasons": pa.array(reasons, pa.string()),
+                "row": pc.add(rej["row"], starts[k]),
+                "household_id": pc.cast(rej["household_id"], pa.string()),
+                "period": pc.cast(rej["period"], pa.string()), "reasons": rej["reasons"],
             }))  # fmt: skip
-        frames.append(df[valid] if bad else df)
-        offset += len(df)
-    summary.records_read = offset
+        kept.append(frames[k] if rej is None else frames[k][valid])
+        frames[k] = None  # type: ignore[call-overload]
+    summary.records_read = keys.n
     rej_table = (
         pa.concat_tables(rejects)
         if rejects
@@ -188,18 +195,12 @@ def _records(path: Path, lines: Any, out: Path, summary: BulkSummary) -> pd.Data
     )  # fmt: skip
     pq.write_table(rej_table, out / "rejects.parquet")
     summary.records_rejected = rej_table.num_rows
-    records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    records = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()
     return schema.coerce_frame(records[list(schema.FIELD_NAMES)])
 
 
-def _group_of(merged: pd.DataFrame, households: pd.Series, periods: pd.Series) -> np.ndarray:
-    """Each alert's merged record (position in ``merged``; −1 for an unmatched alert)."""
-
-    def key(h, p):
-        return pc.binary_join_element_wise(pa.array(h, pa.string()), pa.array(p, pa.string()), "|")
-
-    found = pc.index_in(key(households.array, periods.array), value_set=key(merged["household_id"].array, merged["period"].array))  # fmt: skip
-    return pc.fill_null(found, -1).to_numpy().astype(np.int64)
+def _warm(_: int) -> None:
+    """Nothing: submitted once per worker so that they start (load the model) meanwhile."""
 
 
 def import_push(
@@ -246,11 +247,16 @@ def import_push(
     tmpdir = Path(tempfile.mkdtemp(prefix="riskml-alerts-"))
     runner = _runner(model, scorer, ruleset, info, n_workers, explain, tmpdir)
     try:
+        if runner.pool is not None:  # the workers start while the alerts' records are read
+            for k in range(n_workers):
+                runner.pool.submit(_warm, k)
         t = step("workers", t)
-        records = _records(Path(records_path), model.lines, out_dir, summary)
+        records = _records(Path(records_path), runner, out_dir, summary)
         t = step("records", t)
         # ---- triggers, on the record before each alert
-        asof = asof_positions(records, alerts["household_id"], alerts["period"])
+        keys = RecordKeys.of(records)
+        hcode, months = keys.codes(alerts["household_id"]), month_codes(alerts["period"])
+        asof = keys.positions(hcode, months, strict=False)
         names = [n for n in triggers.record_fields() if n in records.columns]
         before = records[names].take(np.clip(asof, 0, None)).reset_index(drop=True)
         for n in names:
@@ -259,22 +265,20 @@ def import_push(
         summary.triggered = int(pc.sum(pc.greater(pc.list_value_length(fired), 0)).as_py() or 0)
         t = step("triggers", t)
         # ---- merge
-        merged, provenance, unmatched = merge_frame(records, alerts)
+        merged, provenance, unmatched, group = merge_frame_groups(records, alerts, keys)
         summary.households, summary.unmatched = len(merged), len(unmatched)
         summary.matched = len(alerts) - len(unmatched)
-        group = _group_of(merged, alerts["household_id"], alerts["period"])
         t = step("merge", t)
         # ---- previous periods: the latest valid record before the month, within 12 months
-        prev = previous_positions(records, merged["household_id"], merged["period"])
+        merged_months = month_codes(merged["period"])
+        prev = keys.positions(keys.codes(merged["household_id"]), merged_months, strict=True)
+        record_months = month_codes(records["period"])
         gap = (
-            month_index(merged["period"]).to_numpy()
-            - month_index(
-                records["period"].take(np.clip(prev, 0, None)).reset_index(drop=True)
-            ).to_numpy()
+            merged_months - record_months[np.clip(prev, 0, None)] if len(records) else merged_months
         )
         prev = np.where((prev >= 0) & is_previous_gap(gap), prev, -1)
         t = step("previous", t)
-        decided = _score(merged, records, prev, group, fired, runner, model.lines, out_dir, summary)
+        decided = _score(merged, records, prev, group, fired, runner, out_dir, summary)
         t = step("score", t)
     finally:
         runner.close()
@@ -287,10 +291,23 @@ def import_push(
     return summary
 
 
-def _score(
-    merged, records, prev, group, fired, runner, lines, out_dir, summary
-) -> dict[str, np.ndarray]:
-    """Validate, then decide the merged records in chunks; decisions written as they come."""
+def check_and_score_task(
+    batch: pa.RecordBatch, history: np.ndarray
+) -> tuple[np.ndarray, tuple[np.ndarray, list[str]] | None, pa.Table, int]:
+    """Merged records validated as the batch engine's pass 2 (``validate_task``; one record
+    per household and month, so no repeats), then its decisions of the valid ones
+    (``score_task``): valid mask, (rejected rows, reasons) or None, decisions, reds."""
+    valid, rej = validate_task(batch, np.full(batch.num_rows, -1, np.int64), False)
+    bad = None
+    if rej is not None:
+        bad = (rej["row"].to_numpy(), rej["reasons"].to_pylist())
+        batch, history = batch.filter(pa.array(valid)), history[:, valid]
+    table, _, red = score_task(batch, history, False)
+    return valid, bad, table, red
+
+
+def _score(merged, records, prev, group, fired, runner, out_dir, summary) -> dict[str, np.ndarray]:
+    """Validate and decide the merged records in chunks (workers); decisions written as they come."""
     n = len(merged)
     fields = merged[list(schema.FIELD_NAMES)]
     group_triggers = _group_triggers(group, fired, n)
@@ -300,35 +317,28 @@ def _score(
         "flagged": np.zeros(n, dtype=bool),
         "reason": np.full(n, None, dtype=object),
     }
-    batches = list(_batches(fields, CHUNK_ROWS))
-    earlier = np.full(CHUNK_ROWS, -1, np.int64)  # one merged record per household and month
-    valid = np.zeros(n, dtype=bool)
-    for k in range(0, n, CHUNK_ROWS):  # the batch engine's pass 2, in this process
-        chunk = fields.iloc[k : k + CHUNK_ROWS]
-        ok, bad, reasons = validate_chunk(chunk, earlier[: len(chunk)], lines)
-        valid[k : k + len(chunk)] = ok
-        for r, why in zip(bad, reasons, strict=True):
-            decided["reason"][k + r] = NOT_SCORED + why
     # each record's numeric fields and its month, as the batch engine stores a lag
     numeric = np.column_stack(
         [numeric_matrix(records), period_months(records["period"].to_numpy(dtype=object))]
     )
 
     def args() -> Iterator[tuple[Any, ...]]:
-        for k, batch in enumerate(batches):
-            ok = valid[k * CHUNK_ROWS : k * CHUNK_ROWS + batch.num_rows]
-            p = prev[k * CHUNK_ROWS + np.flatnonzero(ok)]
+        for k, batch in enumerate(_batches(fields, CHUNK_ROWS)):
+            p = prev[k * CHUNK_ROWS : k * CHUNK_ROWS + batch.num_rows]
             previous = np.full((len(p), numeric.shape[1]), np.nan)
             previous[p >= 0] = numeric[p[p >= 0]]
             # lag 1 only (lags x rows x fields): the alerts' merge knows one previous period
-            yield batch.filter(pa.array(ok)), previous[None], False
+            yield batch, previous[None]
 
     writer = pq.ParquetWriter(out_dir / "decisions.parquet", DECISIONS_SCHEMA)
     alert_ids, alert_count = merged["alert_ids"].to_numpy(), merged["alert_count"].to_numpy()
     try:
-        for k, (table, _, red) in enumerate(runner.map(score_task, args())):
-            pos = k * CHUNK_ROWS + np.flatnonzero(valid[k * CHUNK_ROWS : (k + 1) * CHUNK_ROWS])
-            triggers = pa.array([group_triggers[i] for i in pos.tolist()], pa.list_(pa.string()))
+        for k, (ok, bad, table, red) in enumerate(runner.map(check_and_score_task, args())):
+            if bad is not None:
+                for r, why in zip(bad[0].tolist(), bad[1], strict=True):
+                    decided["reason"][k * CHUNK_ROWS + r] = NOT_SCORED + why
+            pos = k * CHUNK_ROWS + np.flatnonzero(ok)
+            triggers = group_triggers.take(pa.array(pos))
             flags = np.asarray(table["flagged"].to_numpy(zero_copy_only=False), dtype=bool)
             lead = flags | (pc.list_value_length(triggers).to_numpy(zero_copy_only=False) > 0)
             table = (
@@ -351,16 +361,22 @@ def _score(
     return decided
 
 
-def _group_triggers(group: np.ndarray, fired: pa.ListArray, n: int) -> list[list[str]]:
+def _group_triggers(group: np.ndarray, fired: pa.ListArray, n: int) -> pa.ListArray:
     """The triggers of each merged record: its alerts' (in alert order), once each."""
-    out: list[list[str]] = [[] for _ in range(n)]
     counts = pc.list_value_length(fired).to_numpy(zero_copy_only=False)
     owner = np.repeat(group, counts)
     ids = pc.list_flatten(fired).to_numpy(zero_copy_only=False)
-    for g, t in zip(owner.tolist(), ids.tolist(), strict=True):
-        if g >= 0 and t not in out[g]:
-            out[g].append(t)
-    return out
+    keep = owner >= 0
+    owner, ids = owner[keep], ids[keep]
+    codes, names = pd.factorize(ids)
+    order = np.argsort(owner, kind="stable")  # alert order kept within a merged record
+    owner, codes = owner[order], codes[order]
+    _, first = np.unique(owner * max(len(names), 1) + codes, return_index=True)
+    first = np.sort(first)  # the first time a record meets a trigger, in that order
+    owner, codes = owner[first], codes[first]
+    offsets = np.r_[0, np.cumsum(np.bincount(owner, minlength=n))].astype(np.int32)
+    values = pa.array(np.asarray(names, dtype=object)[codes], pa.string())
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
 def _write_alerts(alerts, fired, group, decided, unmatched, out_dir: Path) -> None:

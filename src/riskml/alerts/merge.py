@@ -43,10 +43,13 @@ __all__ = [
     "NO_RECORD_YET",
     "UNKNOWN_HOUSEHOLD",
     "Merged",
+    "RecordKeys",
     "asof_positions",
     "group_alerts",
     "merge",
     "merge_frame",
+    "merge_frame_groups",
+    "month_codes",
     "order_key",
     "previous_positions",
 ]
@@ -267,8 +270,20 @@ def merge_frame(
     (``UNKNOWN_HOUSEHOLD``) or none at or before their month (``NO_RECORD_YET``),
     with ``reason``; never dropped.
     """
+    return merge_frame_groups(latest, alerts)[:3]
+
+
+def merge_frame_groups(
+    latest: pd.DataFrame, alerts: pd.DataFrame, keys: RecordKeys | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """``merge_frame`` and each alert's merged record (its position in merged; −1: unmatched).
+
+    ``keys``: ``RecordKeys.of(latest)`` when the caller has it already (a push's look-ups).
+    """
     base = latest[list(FIELD_NAMES)].reset_index(drop=True)
-    asof, hcode = _lookup(base, alerts["household_id"], alerts["period"], strict=False)
+    keys = keys if keys is not None else RecordKeys.of(base)
+    hcode = keys.codes(alerts["household_id"])
+    asof = keys.positions(hcode, month_codes(alerts["period"]), strict=False)
     known = asof >= 0
     unmatched = alerts.loc[~known].reset_index(drop=True)
     unmatched["reason"] = np.where(hcode[~known] < 0, UNKNOWN_HOUSEHOLD, NO_RECORD_YET)
@@ -331,55 +346,92 @@ def merge_frame(
 
     _keep_rules_frame(merged, prov)
     provenance = _provenance_frame(prov, merged, aid_all.take(pa.array(rows)), months, pcode)
-    sorted_ids = pd.Series(aid_all.take(pa.array(rows)), dtype="string")
+    sorted_ids = aid_all.take(pa.array(rows))
     if len(starts) == n:
-        merged["alert_ids"] = sorted_ids.to_numpy()
-    else:
-        merged["alert_ids"] = sorted_ids.groupby(g, sort=True).agg(";".join).to_numpy()
+        joined = sorted_ids
+    else:  # each group's ids in the fixed order, joined by ";"
+        offsets = pa.array(np.r_[starts, n].astype(np.int32))
+        ids = pc.cast(sorted_ids, pa.string())
+        joined = pc.binary_join(pa.ListArray.from_arrays(offsets, ids), ";")
+    merged["alert_ids"] = pd.Series(joined, dtype="string").to_numpy()
     merged["alert_count"] = np.diff(np.r_[starts, n]).astype(np.int64)
-    return merged, provenance, unmatched
+    group = np.full(len(alerts), -1, np.int64)
+    group[rows] = g
+    return merged, provenance, unmatched, group
+
+
+def month_codes(periods: pd.Series) -> np.ndarray:
+    """``month_index`` of a column of valid periods, computed once per distinct period."""
+    codes, months = pd.factorize(periods)
+    if not len(months):
+        return np.zeros(len(codes), np.int64)
+    return month_index(pd.Series(months)).to_numpy()[codes]
+
+
+@dataclass(frozen=True)
+class RecordKeys:
+    """Records' (household, month) keys, sorted once for the as-of and previous look-ups."""
+
+    households: pa.Array  # each household id once; a household's code is its position here
+    sorted_keys: np.ndarray  # (code << _MONTH_BITS) + month, sorted
+    order: np.ndarray  # the records' positions in that order
+
+    @classmethod
+    def of(cls, records: pd.DataFrame) -> RecordKeys:
+        hcode_b, hids = pd.factorize(records["household_id"])
+        key_b = (hcode_b.astype(np.int64) << _MONTH_BITS) + month_codes(records["period"])
+        order_b = np.argsort(key_b, kind="stable")
+        return cls(_text(pd.Series(hids)), key_b[order_b], order_b)
+
+    def codes(self, households: pd.Series) -> np.ndarray:
+        """Each household's code (−1: not in the records)."""
+        found = pc.index_in(_text(households), value_set=self.households)
+        return pc.fill_null(found, -1).to_numpy().astype(np.int64)
+
+    def positions(self, hcode: np.ndarray, months: np.ndarray, strict: bool) -> np.ndarray:
+        """Per (household code, month): the position of the household's latest record at or
+        before the month (``strict``: before it), −1 for none."""
+        key_sorted = self.sorted_keys
+        key_a = (hcode << _MONTH_BITS) + months
+        at_raw = np.searchsorted(key_sorted, key_a, side="left" if strict else "right") - 1
+        at = np.clip(at_raw, 0, None)
+        known = (hcode >= 0) & (at_raw >= 0)
+        if not len(key_sorted):
+            return np.full(len(hcode), -1, np.int64)
+        known &= (key_sorted[at] >> _MONTH_BITS) == hcode
+        return np.where(known, self.order[at], -1)
 
 
 def _lookup(
-    records: pd.DataFrame, households: pd.Series, periods: pd.Series, strict: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per (household, month): the position in ``records`` of the household's latest record at or
-    before the month (``strict``: before it), −1 for none; and the household's code (−1: unknown)."""
-    hcode_b, hids = pd.factorize(records["household_id"])
-    key_b = (hcode_b.astype(np.int64) << _MONTH_BITS) + month_index(records["period"]).to_numpy()
-    order_b = np.argsort(key_b, kind="stable")
-    key_sorted = key_b[order_b]
-    found = pc.index_in(_text(households), value_set=_text(pd.Series(hids)))
-    hcode = pc.fill_null(found, -1).to_numpy().astype(np.int64)
-    key_a = (hcode << _MONTH_BITS) + month_index(periods).to_numpy()
-    at_raw = np.searchsorted(key_sorted, key_a, side="left" if strict else "right") - 1
-    at = np.clip(at_raw, 0, None)
-    known = (hcode >= 0) & (at_raw >= 0)
-    if len(key_sorted):
-        known &= (key_sorted[at] >> _MONTH_BITS) == hcode
-    else:
-        known[:] = False
-    return np.where(known, order_b[at] if len(key_sorted) else -1, -1), hcode
+    records: pd.DataFrame, households: pd.Series, periods: pd.Series, strict: bool,
+    keys: RecordKeys | None = None,
+) -> np.ndarray:  # fmt: skip
+    keys = keys if keys is not None else RecordKeys.of(records)
+    return keys.positions(keys.codes(households), month_codes(periods), strict)
 
 
-def asof_positions(records: pd.DataFrame, households: pd.Series, periods: pd.Series) -> np.ndarray:
+def asof_positions(
+    records: pd.DataFrame, households: pd.Series, periods: pd.Series,
+    keys: RecordKeys | None = None,
+) -> np.ndarray:  # fmt: skip
     """Positions in ``records`` of each household's latest record at or before the month (−1: none).
 
     The record ``merge_frame`` merges the alerts of that household and month onto, and the
-    record the triggers read (``record_before``).
+    record the triggers read (``record_before``). ``keys``: ``RecordKeys.of(records)``, if made.
     """
-    return _lookup(records, households, periods, strict=False)[0]
+    return _lookup(records, households, periods, strict=False, keys=keys)
 
 
 def previous_positions(
-    records: pd.DataFrame, households: pd.Series, periods: pd.Series
-) -> np.ndarray:
+    records: pd.DataFrame, households: pd.Series, periods: pd.Series,
+    keys: RecordKeys | None = None,
+) -> np.ndarray:  # fmt: skip
     """Positions in ``records`` of each household's latest record before the month (−1: none).
 
     The previous period of a merged record, as the ledger gives it to the service
     (``Ledger.previous_records``: a strictly earlier period); the gap is not checked here.
     """
-    return _lookup(records, households, periods, strict=True)[0]
+    return _lookup(records, households, periods, strict=True, keys=keys)
 
 
 def _rows_applying(
